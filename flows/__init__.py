@@ -1,0 +1,1 @@
+"""Deployable Prefect flows, one module per flow."""

@@ -1,0 +1,278 @@
+"""The ingest flow: poll feeds, fetch new article pages, extract them, store them with exact dedupe.
+
+Tasks are coarse (one per feed, one per batch of articles per stage, one per warehouse write) so that
+orchestration stays a small share of the run. Fetching runs on the flow's thread pool; extraction runs on
+a swappable task runner (local processes by default, Dask optionally); writes run in the flow's thread,
+in arrival order, each in its own short transaction.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture, as_completed
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from newsflow.feedlist import default_feeds, load_feed_file
+from newsflow.progress import report
+from newsflow.records import (
+    Article,
+    ContentSource,
+    FeedState,
+    FetchedPage,
+    PlannedEntry,
+    PollResult,
+    PollStatus,
+    StoreOutcome,
+)
+from newsflow.settings import Settings, load_settings
+from tasks.extraction import extract_pages
+from tasks.fetching import fetch_pages
+from tasks.http import close_shared_fetchers, utcnow
+from tasks.polling import poll_feed
+from tasks.runners import api_shared_with_workers, extraction_runner
+from tasks.storing import finish_run, plan_entries, start_run, store_articles, store_polls
+from warehouse import feeds as feeds_table
+from warehouse.connection import writer
+
+
+@dataclass
+class IngestCounts:
+    """Running totals of one ingest; ``as_dict`` is what the run row, artifact and CLI show."""
+
+    feeds_polled: int = 0
+    feeds_ok: int = 0
+    feeds_not_modified: int = 0
+    feeds_failed: int = 0
+    feeds_malformed_but_used: int = 0
+    entries_seen: int = 0
+    new_entries: int = 0
+    articles_stored: int = 0
+    duplicates: int = 0
+    extracted: int = 0
+    fell_back_to_feed: int = 0
+    no_text: int = 0
+    batches_failed: int = 0
+    feed_errors: Counter[str] = field(default_factory=Counter)
+    fetch_errors: Counter[str] = field(default_factory=Counter)
+    extraction_errors: Counter[str] = field(default_factory=Counter)
+    duplicate_reasons: Counter[str] = field(default_factory=Counter)
+
+    def add_polls(self, polls: Sequence[PollResult]) -> None:
+        for poll in polls:
+            self.feeds_polled += 1
+            self.entries_seen += len(poll.entries)
+            if poll.status is PollStatus.OK:
+                self.feeds_ok += 1
+                self.feeds_malformed_but_used += poll.bozo
+            elif poll.status is PollStatus.NOT_MODIFIED:
+                self.feeds_not_modified += 1
+            else:
+                self.feeds_failed += 1
+                self.feed_errors[poll.error_kind or "unknown"] += 1
+
+    def add_articles(self, articles: Sequence[Article], outcome: StoreOutcome) -> None:
+        self.articles_stored += outcome.inserted
+        self.duplicates += sum(outcome.duplicates.values())
+        self.duplicate_reasons.update(outcome.duplicates)
+        for article in articles:
+            if article.content_source is ContentSource.PAGE:
+                self.extracted += 1
+            elif article.content_source is ContentSource.NONE:
+                self.no_text += 1
+            else:
+                self.fell_back_to_feed += 1
+            if article.fetch_error and article.fetch_error != "known_url":
+                self.fetch_errors[article.fetch_error] += 1
+            if article.extraction_error:
+                self.extraction_errors[article.extraction_error.split(":")[0]] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            name: dict(value) if isinstance(value, Counter) else value
+            for name, value in self.__dict__.items()
+        }
+
+
+@task(name="register-feeds", cache_policy=NO_CACHE)
+def register_feeds(feeds_file: str | None, settings: Settings) -> list[FeedState]:
+    """Feeds to poll: those of ``feeds_file`` (registered first), else every registered feed; an empty
+    registry is seeded with the default list."""
+    specs = load_feed_file(Path(feeds_file)) if feeds_file else None
+    with writer(settings.db, settings.lock_timeout) as con:
+        if specs is not None:
+            feeds_table.add_feeds(con, specs, utcnow())
+            return feeds_table.feed_states(con, [s.url for s in specs])
+        states = feeds_table.feed_states(con)
+        if not states and not feeds_table.list_feeds(con):
+            feeds_table.add_feeds(con, default_feeds(), utcnow())
+            states = feeds_table.feed_states(con)
+        return states
+
+
+def poll_all(feeds: Sequence[FeedState], settings: Settings) -> list[PollResult]:
+    """Poll every feed concurrently, one task run per feed, reporting progress as polls finish."""
+    futures = [poll_feed.submit(feed, settings) for feed in feeds]
+    polls = []
+    report("poll feeds", 0, len(futures))
+    for done, future in enumerate(as_completed(futures), start=1):
+        polls.append(future.result())
+        report("poll feeds", done, len(futures))
+    return sorted(polls, key=lambda p: p.feed_url)
+
+
+def chunked(items: Sequence[PlannedEntry], size: int) -> Iterator[list[PlannedEntry]]:
+    """Consecutive slices of at most ``size`` items."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def process_articles(
+    planned: Sequence[PlannedEntry], settings: Settings, run_id: str, counts: IngestCounts
+) -> None:
+    """Fetch -> extract -> store, pipelined per batch: a batch is extracted as soon as it is fetched,
+    and stored as soon as it and every earlier batch are extracted (so "first copy" follows feed order)."""
+    logger = get_run_logger()
+    batches = list(chunked(planned, settings.batch_size))
+    if not batches:
+        return
+    total = len(planned)
+    events: queue.Queue[tuple[str, int, PrefectFuture[Any]]] = queue.Queue()
+
+    def on_done(stage: str, index: int) -> Any:
+        return lambda future: events.put((stage, index, future))
+
+    extracted: dict[int, list[Article] | None] = {}
+    next_to_store = fetched = stored = 0
+    with api_shared_with_workers(), extraction_runner(settings) as runner:
+        for index, batch in enumerate(batches):
+            fetch_pages.submit(batch, settings).add_done_callback(on_done("fetched", index))
+        outstanding = 2 * len(batches)
+        while outstanding:
+            stage, index, future = events.get()
+            outstanding -= 1
+            if stage == "fetched":
+                pages: list[FetchedPage] | None = _result_or_none(future, "fetch", index, logger)
+                if pages is None:
+                    outstanding -= 1  # nothing to extract for this batch
+                    extracted[index] = None
+                else:
+                    fetched += len(pages)
+                    report("fetch pages", fetched, total)
+                    runner.submit(extract_pages, {"pages": pages}).add_done_callback(
+                        on_done("extracted", index)
+                    )
+            else:
+                extracted[index] = _result_or_none(future, "extract", index, logger)
+            while next_to_store in extracted:
+                articles = extracted.pop(next_to_store)
+                if articles is None:
+                    counts.batches_failed += 1
+                else:
+                    outcome = store_articles(articles, settings, run_id)
+                    counts.add_articles(articles, outcome)
+                    stored += len(articles)
+                    report("store articles", stored, total)
+                next_to_store += 1
+
+
+def _result_or_none(future: PrefectFuture[Any], stage: str, index: int, logger: Any) -> Any:
+    """A batch task's result; a failed batch is logged and left for the next run (nothing is stored,
+    so its entries are still new then)."""
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - one bad batch must not fail the run
+        logger.error("%s batch %d failed, its entries will be retried next run: %s", stage, index, exc)
+        return None
+
+
+@flow(name="ingest", task_runner=ThreadPoolTaskRunner(max_workers=16), validate_parameters=True)
+def ingest(
+    feeds_file: str | None = None,
+    db: str | None = None,
+    allow_private_networks: bool | None = None,
+    batch_size: int | None = None,
+    extraction_workers: int | None = None,
+    extraction_runner_spec: str | None = None,
+) -> dict[str, Any]:
+    """Poll feeds, fetch and extract new articles, and store them in the DuckDB warehouse.
+
+    Args:
+        feeds_file: a TOML or OPML feed list to register and poll; default: every registered feed.
+        db: the warehouse file; default ``NEWSFLOW_DB`` or ``~/.local/share/newsflow/newsflow.duckdb``.
+        allow_private_networks: fetch from loopback/private addresses (tests, intranets).
+        batch_size: articles per fetch/extract/store batch.
+        extraction_workers: extraction processes.
+        extraction_runner_spec: ``process``, ``dask`` or ``dask://HOST:PORT``.
+
+    Returns:
+        The run's counts (also stored in the ``runs`` table and shown as a table artifact).
+    """
+    settings = load_settings(
+        db=Path(db) if db else None,
+        allow_private_networks=allow_private_networks,
+        batch_size=batch_size,
+        extraction_workers=extraction_workers,
+        extraction_runner=extraction_runner_spec,
+    )
+    logger = get_run_logger()
+    run_id = str(flow_run.get_id() or uuid.uuid4())
+    counts = IngestCounts()
+    timings: dict[str, float] = {}
+    clock = time.monotonic()
+    feeds = register_feeds(feeds_file, settings)
+    start_run(settings, run_id, "ingest", flow_run.get_id(), _public_parameters(feeds_file, settings))
+    status, error = "failed", None
+    try:
+        polls = poll_all(feeds, settings)
+        counts.add_polls(polls)
+        timings["poll_s"] = round(time.monotonic() - clock, 3)
+        planned = plan_entries(polls, settings)
+        counts.new_entries = len(planned)
+        store_polls(polls, Counter(p.entry.feed_url for p in planned), settings, run_id)
+        logger.info(
+            "%d feeds polled (%d not modified, %d failed); %d entries, %d new",
+            counts.feeds_polled, counts.feeds_not_modified, counts.feeds_failed,
+            counts.entries_seen, counts.new_entries,
+        )
+        mark = time.monotonic()
+        process_articles(planned, settings, run_id, counts)
+        timings["articles_s"] = round(time.monotonic() - mark, 3)
+        status = "completed"
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        close_shared_fetchers()
+        timings["total_s"] = round(time.monotonic() - clock, 3)
+        finish_run(settings, run_id, status, counts.as_dict(), timings, error)
+    summary = {"run_id": run_id, **counts.as_dict(), "timings": timings}
+    create_table_artifact(
+        key="ingest-summary",
+        table=[{"metric": k, "value": str(v)} for k, v in summary.items()],
+        description=f"newsflow ingest {run_id}: {counts.articles_stored} articles stored",
+    )
+    logger.info("ingest done: %s", summary)
+    return summary
+
+
+def _public_parameters(feeds_file: str | None, settings: Settings) -> dict[str, Any]:
+    return {
+        "feeds_file": feeds_file,
+        "db": str(settings.db),
+        "allow_private_networks": settings.allow_private_networks,
+        "batch_size": settings.batch_size,
+        "extraction_workers": settings.extraction_workers,
+        "extraction_runner": settings.extraction_runner,
+    }

@@ -1,0 +1,169 @@
+"""Frozen records passed between stages: tasks return them, the warehouse stores them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class PollStatus(StrEnum):
+    """What became of one feed poll."""
+
+    OK = "ok"
+    NOT_MODIFIED = "not_modified"
+    ERROR = "error"
+
+
+class ContentSource(StrEnum):
+    """Where an article's text came from."""
+
+    PAGE = "page"  # trafilatura on the fetched page
+    FEED_CONTENT = "feed_content"  # the entry's full content
+    FEED_SUMMARY = "feed_summary"  # the entry's summary
+    NONE = "none"  # nothing usable anywhere
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    """A feed as a user lists it."""
+
+    url: str
+    name: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """A registered feed with the validators of its last successful poll."""
+
+    url: str
+    name: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One feed entry, normalised. Timestamps are timezone-aware UTC."""
+
+    feed_url: str
+    guid: str | None
+    link: str | None
+    title: str | None
+    summary: str | None = None
+    content: str | None = None
+    authors: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    published_at: datetime | None = None
+    updated_at: datetime | None = None
+    date_clamped: bool = False
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """The outcome of polling one feed; ``entries`` is empty unless ``status`` is OK."""
+
+    feed_url: str
+    status: PollStatus
+    started_at: datetime
+    duration_ms: int
+    http_status: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    entries: tuple[FeedEntry, ...] = ()
+    bozo: bool = False
+    bozo_reason: str | None = None
+    feed_title: str | None = None
+    bytes_received: int = 0
+    error_kind: str | None = None
+    error_message: str | None = None
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class PlannedEntry:
+    """A new entry with its stable identity, and whether its page should be fetched."""
+
+    entry: FeedEntry
+    article_id: str
+    guid_key: str | None
+    url: str | None  # canonical form of the entry link
+    fetch: bool = True
+    skip_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchedPage:
+    """A planned entry after the page fetch: ``html`` is set when the fetch succeeded."""
+
+    planned: PlannedEntry
+    final_url: str | None = None
+    http_status: int | None = None
+    content_type: str | None = None
+    html: bytes | None = None
+    fetched_at: datetime | None = None
+    error_kind: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class Article:
+    """One article row, ready for the warehouse."""
+
+    article_id: str
+    feed_url: str
+    guid: str | None
+    guid_key: str | None
+    url: str | None
+    canonical_url: str | None
+    title: str | None
+    author: str | None
+    published_at: datetime | None
+    updated_at: datetime | None
+    date_clamped: bool
+    site: str | None
+    language: str | None
+    text: str
+    word_count: int
+    summary: str | None
+    tags: tuple[str, ...]
+    content_source: ContentSource
+    fetch_error: str | None
+    extraction_error: str | None
+    http_status: int | None
+    content_hash: str | None
+    fetched_at: datetime | None
+    raw_html_zstd: bytes | None = field(default=None, repr=False)
+    final_url: str | None = None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    """What one warehouse write did."""
+
+    inserted: int
+    duplicates: dict[str, int]
+    skipped_existing: int
+
+
+@dataclass(frozen=True)
+class StoredKeys:
+    """Identity keys of one stored article, and the first copy it belongs to (``root``)."""
+
+    article_id: str
+    root: str
+    guid_key: str | None
+    url: str | None
+    canonical_url: str | None
+    content_hash: str | None
+
+
+@dataclass(frozen=True)
+class DuplicateMark:
+    """That an article is a copy of ``of`` and why."""
+
+    of: str
+    reason: str
+    score: float = 1.0

@@ -1,0 +1,81 @@
+"""Typed defaults for every knob, overridable by ``NEWSFLOW_*`` environment variables and CLI flags."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from newsflow import __version__
+from newsflow.errors import ConfigError
+
+
+def default_db_path() -> Path:
+    """``$XDG_DATA_HOME/newsflow/newsflow.duckdb`` (``~/.local/share/...`` when unset)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "newsflow" / "newsflow.duckdb"
+
+
+class Settings(BaseSettings):
+    """Every setting newsflow reads. Environment: ``NEWSFLOW_<FIELD>`` (e.g. ``NEWSFLOW_DB``)."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWSFLOW_", frozen=True, extra="forbid")
+
+    db: Path = Field(default_factory=default_db_path, description="DuckDB warehouse file")
+    allow_private_networks: bool = Field(
+        False, description="fetch URLs whose host resolves to loopback/private/reserved addresses"
+    )
+    user_agent: str = f"newsflow/{__version__} (self-hosted news ingestion; +httpx)"
+    connect_timeout: float = Field(10.0, gt=0, description="seconds to open a connection")
+    read_timeout: float = Field(20.0, gt=0, description="seconds of silence allowed while reading")
+    total_timeout: float = Field(60.0, gt=0, description="seconds one request may take in all")
+    max_feed_bytes: int = Field(10_000_000, gt=0, description="size cap of a feed body")
+    max_page_bytes: int = Field(5_000_000, gt=0, description="size cap of an article page body")
+    max_redirects: int = Field(5, ge=0)
+    max_connections: int = Field(16, gt=0, description="concurrent requests in all")
+    per_host_connections: int = Field(2, gt=0, description="concurrent requests to one host")
+    retries: int = Field(2, ge=0, description="extra attempts for transient failures")
+    retry_backoff: float = Field(0.5, ge=0, description="first backoff in seconds, doubled each try")
+    max_retry_after: float = Field(30.0, ge=0, description="longest Retry-After waited for in a run")
+    respect_robots: bool = Field(True, description="obey robots.txt for article pages")
+    batch_size: int = Field(100, gt=0, description="articles per fetch/extract/store batch")
+    extraction_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, gt=0, description="extraction processes"
+    )
+    extraction_runner: str = Field(
+        "process", description="'process' or 'dask' or 'dask://HOST:PORT' (needs prefect-dask)"
+    )
+    lock_timeout: float = Field(30.0, ge=0, description="seconds to wait for the warehouse lock")
+    future_tolerance: float = Field(
+        600.0, ge=0, description="seconds a published date may lie in the future before clamping"
+    )
+
+    def merged(self, **overrides: Any) -> Settings:
+        """A copy with the non-None ``overrides`` applied (CLI flags, flow parameters)."""
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        if not changes:
+            return self
+        try:
+            return Settings.model_validate(self.model_dump() | changes)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from exc
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, then ``overrides``; a bad value raises ConfigError."""
+    try:
+        base = Settings()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+    return base.merged(**overrides)
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"])
+        parts.append(f"NEWSFLOW_{name.upper()} / {name}: {err['msg']}")
+    return "invalid setting: " + "; ".join(parts)

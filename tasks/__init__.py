@@ -1,0 +1,1 @@
+"""Pipeline stages: polling feeds, fetching pages, extraction and exact dedupe. Tasks return records."""

@@ -1,0 +1,160 @@
+"""Extraction: fetched page -> :class:`Article` with clean text and metadata (trafilatura), falling back
+to the feed's own text and recording why. CPU-bound: runs in worker processes, a batch per task."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import py3langid
+import trafilatura
+import zstandard
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from newsflow.records import Article, ContentSource, FetchedPage
+from tasks.dedupe import content_hash
+from tasks.urls import canonical_url, same_site, site_of
+
+#: Shortest text whose language is guessed; shorter guesses are noise.
+MIN_LANGUAGE_CHARS = 40
+ZSTD_LEVEL = 3
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """trafilatura's result for one page, or why there is none."""
+
+    document: Any | None
+    error: str | None
+
+
+class _LastMessage(logging.Handler):
+    """Keeps trafilatura's last log line: with ``bare_extraction`` it is the only word on a failure."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.message: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.message = record.getMessage()
+
+
+def extract_html(html: bytes, url: str | None) -> Extraction:
+    """Run trafilatura (with metadata, without its process-global dedupe cache) on one page."""
+    if not html.strip():
+        return Extraction(None, "empty_page")
+    handler = _LastMessage()
+    trafilatura_logger = logging.getLogger("trafilatura")
+    trafilatura_logger.addHandler(handler)
+    trafilatura_logger.propagate = False  # its complaints become our recorded reason, not log noise
+    try:
+        document = trafilatura.bare_extraction(
+            html, url=url, with_metadata=True, include_comments=False, deduplicate=False
+        )
+    except Exception as exc:  # noqa: BLE001 - a broken page must not fail its batch
+        return Extraction(None, f"extractor_error: {type(exc).__name__}: {exc}"[:300])
+    finally:
+        trafilatura_logger.removeHandler(handler)
+        trafilatura_logger.propagate = True
+    if document is None or not (document.text or "").strip():
+        detail = f": {handler.message}" if handler.message else ""
+        return Extraction(None, f"no_main_text{detail}"[:300])
+    return Extraction(document, None)
+
+
+def html_to_text(fragment: str | None) -> str:
+    """Plain text of a feed's HTML fragment (content or summary)."""
+    if not fragment:
+        return ""
+    if "<" not in fragment:
+        return " ".join(fragment.split())
+    return str(trafilatura.html2txt(fragment, clean=True) or "").strip()
+
+
+def detect_language(text: str) -> str | None:
+    """ISO 639-1 code of the text's language, or None for text too short to tell."""
+    if len(text) < MIN_LANGUAGE_CHARS:
+        return None
+    language, _ = py3langid.classify(text)
+    return str(language)
+
+
+def build_article(page: FetchedPage, compressor: zstandard.ZstdCompressor | None = None) -> Article:
+    """Merge page extraction and feed metadata into one Article. Page metadata wins where present."""
+    planned, entry = page.planned, page.planned.entry
+    extraction = extract_html(page.html, page.final_url) if page.html is not None else None
+    doc = extraction.document if extraction else None
+
+    if doc is not None:
+        text, source = doc.text.strip(), ContentSource.PAGE
+    else:
+        text, source = _feed_text(entry.content, entry.summary)
+
+    final_url = page.final_url or planned.url
+    page_canonical = canonical_url(doc.url) if doc is not None and doc.url else None
+    canonical = page_canonical if same_site(page_canonical, final_url) else canonical_url(final_url)
+    compressor = compressor or zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return Article(
+        article_id=planned.article_id,
+        feed_url=entry.feed_url,
+        guid=entry.guid,
+        guid_key=planned.guid_key,
+        url=planned.url,
+        canonical_url=canonical or planned.url,
+        title=(doc.title if doc is not None and doc.title else None) or entry.title,
+        author=(doc.author if doc is not None and doc.author else None) or _join(entry.authors),
+        published_at=_published(doc.date if doc is not None else None, entry.published_at),
+        updated_at=entry.updated_at,
+        date_clamped=entry.date_clamped,
+        site=(doc.sitename if doc is not None and doc.sitename else None) or site_of(final_url),
+        language=detect_language(text),
+        text=text,
+        word_count=len(text.split()),
+        summary=html_to_text(entry.summary) or None,
+        tags=entry.tags,
+        content_source=source,
+        fetch_error=page.error_kind,
+        extraction_error=extraction.error if extraction else None,
+        http_status=page.http_status,
+        content_hash=content_hash(text),
+        fetched_at=page.fetched_at,
+        raw_html_zstd=compressor.compress(page.html) if page.html else None,
+        final_url=page.final_url,
+        content_type=page.content_type,
+    )
+
+
+def _feed_text(content: str | None, summary: str | None) -> tuple[str, ContentSource]:
+    if text := html_to_text(content):
+        return text, ContentSource.FEED_CONTENT
+    if text := html_to_text(summary):
+        return text, ContentSource.FEED_SUMMARY
+    return "", ContentSource.NONE
+
+
+def _published(page_date: str | None, feed_date: datetime | None) -> datetime | None:
+    """The page's date wins; the feed's timestamp is kept when it falls on that day (it has the time)."""
+    if not page_date:
+        return feed_date
+    try:
+        day = datetime.fromisoformat(page_date)
+    except ValueError:
+        return feed_date
+    day = day if day.tzinfo else day.replace(tzinfo=UTC)
+    if feed_date is not None and feed_date.date() == day.date():
+        return feed_date
+    return day.astimezone(UTC)
+
+
+def _join(names: tuple[str, ...]) -> str | None:
+    return "; ".join(names) or None
+
+
+@task(name="extract-pages", cache_policy=NO_CACHE)
+def extract_pages(pages: list[FetchedPage]) -> list[Article]:
+    """Prefect task: extract one batch of pages (meant for a process-pool or Dask task runner)."""
+    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return [build_article(page, compressor) for page in pages]

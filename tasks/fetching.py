@@ -1,0 +1,53 @@
+"""Fetching article pages, concurrently within a batch, politely (robots.txt, per-host limits)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from newsflow.errors import FetchError
+from newsflow.records import FetchedPage, PlannedEntry
+from newsflow.settings import Settings
+from tasks.http import Fetcher, shared_fetcher, utcnow
+
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def fetch_page(planned: PlannedEntry, fetcher: Fetcher) -> FetchedPage:
+    """Fetch one article page; failures come back as a FetchedPage with ``error_kind`` set."""
+    if not planned.fetch or planned.url is None:
+        return FetchedPage(planned, error_kind=planned.skip_reason or "no_link")
+    if not fetcher.robots_allows(planned.url):
+        return FetchedPage(planned, error_kind="robots_disallowed",
+                           error_message=f"{planned.url}: disallowed by robots.txt")
+    try:
+        response = fetcher.get(
+            planned.url, max_bytes=fetcher.settings.max_page_bytes, headers={"Accept": PAGE_ACCEPT}
+        )
+    except FetchError as exc:
+        return FetchedPage(planned, http_status=exc.http_status, fetched_at=utcnow(),
+                           error_kind=exc.reason, error_message=str(exc))
+    content_type = response.content_type.split(";")[0].strip().lower()
+    page = FetchedPage(planned, final_url=response.url, http_status=response.status,
+                       content_type=content_type or None, fetched_at=utcnow())
+    if response.status != 200:
+        return _failed(page, f"http_{response.status}", f"{planned.url}: HTTP {response.status}")
+    if content_type and content_type not in HTML_TYPES:
+        return _failed(page, "not_html", f"{planned.url}: content type {content_type}")
+    return replace(page, html=response.content)
+
+
+def _failed(page: FetchedPage, kind: str, message: str) -> FetchedPage:
+    return replace(page, error_kind=kind, error_message=message)
+
+
+@task(name="fetch-pages", cache_policy=NO_CACHE)
+def fetch_pages(batch: list[PlannedEntry], settings: Settings) -> list[FetchedPage]:
+    """Prefect task: fetch one batch of pages, concurrently, in input order."""
+    fetcher = shared_fetcher(settings)
+    with ThreadPoolExecutor(max_workers=settings.max_connections, thread_name_prefix="fetch") as pool:
+        return list(pool.map(lambda planned: fetch_page(planned, fetcher), batch))

@@ -1,0 +1,303 @@
+"""The HTTP client every stage uses: timeouts, a size cap, manual bounded redirects, retries of transient
+failures only, per-host concurrency limits and robots.txt, all translated to :mod:`newsflow.errors`."""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import tenacity
+from protego import Protego
+
+from newsflow.errors import (
+    BlockedAddressError,
+    FetchError,
+    ResponseTooLargeError,
+    TransientFetchError,
+)
+from newsflow.settings import Settings
+from tasks.netpolicy import GuardedTransport
+
+logger = logging.getLogger(__name__)
+
+#: Status codes worth another attempt. Everything else is final.
+TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
+ROBOTS_MAX_BYTES = 500_000
+
+
+@dataclass(frozen=True)
+class Response:
+    """A completed response whose body is within the size cap."""
+
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+    elapsed: float
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = now if now is not None else time.time()
+    return max(0.0, when.timestamp() - current)
+
+
+@dataclass
+class _HostLimits:
+    per_host: int
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _semaphores: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
+
+    def semaphore(self, host: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            sem = self._semaphores.get(host)
+            if sem is None:
+                sem = self._semaphores[host] = threading.BoundedSemaphore(self.per_host)
+            return sem
+
+
+class Fetcher:
+    """A thread-safe HTTP fetcher built from :class:`Settings`. Use as a context manager."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client = httpx.Client(
+            transport=GuardedTransport(
+                allow_private=settings.allow_private_networks,
+                limits=httpx.Limits(
+                    max_connections=settings.max_connections,
+                    max_keepalive_connections=settings.max_connections,
+                ),
+            ),
+            timeout=httpx.Timeout(
+                connect=settings.connect_timeout,
+                read=settings.read_timeout,
+                write=settings.read_timeout,
+                pool=settings.total_timeout,
+            ),
+            headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
+            follow_redirects=False,
+        )
+        self._hosts = _HostLimits(settings.per_host_connections)
+        self._robots: dict[str, Protego | None] = {}
+        self._robots_lock = threading.Lock()
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def get(
+        self, url: str, *, max_bytes: int, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        """GET ``url`` following redirects, retrying transient failures with backoff.
+
+        Returns any final response (2xx, 304, 4xx): the caller decides what a status means.
+        Raises FetchError subclasses for network failures, caps, and transient failures that outlived
+        their retries.
+        """
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(self._should_retry),
+            stop=tenacity.stop_after_attempt(self.settings.retries + 1),
+            wait=self._wait,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                response = self._get_following_redirects(url, max_bytes, headers or {})
+                if response.status in TRANSIENT_STATUS:
+                    raise TransientFetchError(
+                        url,
+                        f"http_{response.status}",
+                        f"HTTP {response.status}",
+                        http_status=response.status,
+                        retry_after=parse_retry_after(response.headers.get("retry-after")),
+                    )
+                return response
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    def robots_allows(self, url: str) -> bool:
+        """Whether robots.txt of the URL's site lets newsflow fetch it (RFC 9309 semantics).
+
+        4xx means no rules; a 5xx or a network failure means everything is disallowed for this run.
+        """
+        if not self.settings.respect_robots:
+            return True
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        with self._robots_lock:
+            known = origin in self._robots
+            rules = self._robots.get(origin)
+        if not known:
+            rules = self._load_robots(origin)
+            with self._robots_lock:
+                self._robots[origin] = rules
+        if rules is None:
+            return False
+        return bool(rules.can_fetch(url, self.settings.user_agent))
+
+    def _load_robots(self, origin: str) -> Protego | None:
+        try:
+            response = self.get(origin + "/robots.txt", max_bytes=ROBOTS_MAX_BYTES)
+        except FetchError as exc:
+            logger.info("robots.txt of %s unavailable (%s): pages there are not fetched", origin, exc.reason)
+            return None
+        if response.status >= 500:
+            return None
+        if response.status >= 400:
+            return Protego.parse("")
+        return Protego.parse(response.content.decode("utf-8", errors="replace"))
+
+    def _should_retry(self, exc: BaseException) -> bool:
+        if not isinstance(exc, TransientFetchError):
+            return False
+        return exc.retry_after is None or exc.retry_after <= self.settings.max_retry_after
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        backoff = self.settings.retry_backoff * (2 ** (state.attempt_number - 1))
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, TransientFetchError) and exc.retry_after is not None:
+            return max(backoff, exc.retry_after)
+        return backoff
+
+    def _get_following_redirects(
+        self, url: str, max_bytes: int, headers: Mapping[str, str]
+    ) -> Response:
+        deadline = time.monotonic() + self.settings.total_timeout
+        seen = {url}
+        current = url
+        for _ in range(self.settings.max_redirects + 1):
+            response = self._get_once(current, max_bytes, headers, deadline)
+            if response.status not in REDIRECT_STATUS or "location" not in response.headers:
+                return response
+            target = urljoin(current, response.headers["location"])
+            if urlsplit(target).scheme not in ("http", "https"):
+                raise FetchError(url, "bad_redirect", f"redirect to unsupported URL {target}")
+            if target in seen:
+                raise FetchError(url, "redirect_loop", f"redirect loop at {target}")
+            seen.add(target)
+            current = target
+        raise FetchError(
+            url, "too_many_redirects", f"more than {self.settings.max_redirects} redirects"
+        )
+
+    def _get_once(
+        self, url: str, max_bytes: int, headers: Mapping[str, str], deadline: float
+    ) -> Response:
+        scheme = urlsplit(url).scheme
+        if scheme not in ("http", "https"):
+            raise FetchError(url, "bad_url", f"unsupported URL scheme {scheme!r}")
+        started = time.monotonic()
+        try:
+            with self._host_slot(urlsplit(url).hostname or ""):
+                with self._client.stream("GET", url, headers=dict(headers)) as stream:
+                    declared = stream.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > max_bytes:
+                        raise ResponseTooLargeError(
+                            url, "too_large", f"declared {declared} bytes, over the {max_bytes} cap",
+                            http_status=stream.status_code,
+                        )
+                    body = self._read_capped(stream, url, max_bytes, deadline)
+                    return Response(
+                        url=str(stream.url),
+                        status=stream.status_code,
+                        headers={k.lower(): v for k, v in stream.headers.items()},
+                        content=body,
+                        elapsed=time.monotonic() - started,
+                    )
+        except BlockedAddressError as exc:
+            raise BlockedAddressError(url, exc.reason, str(exc)) from exc
+        except httpx.TimeoutException as exc:
+            raise TransientFetchError(url, "timeout", f"timed out ({type(exc).__name__})") from exc
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise TransientFetchError(url, "connect_error", f"{type(exc).__name__}: {exc}") from exc
+        except httpx.DecodingError as exc:
+            raise FetchError(url, "bad_encoding", f"cannot decode body: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise FetchError(url, "http_error", f"{type(exc).__name__}: {exc}") from exc
+
+    def _read_capped(
+        self, stream: httpx.Response, url: str, max_bytes: int, deadline: float
+    ) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in stream.iter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise ResponseTooLargeError(
+                    url, "too_large", f"body over the {max_bytes}-byte cap (after decompression)",
+                    http_status=stream.status_code,
+                )
+            if time.monotonic() > deadline:
+                raise TransientFetchError(
+                    url, "timeout", f"took over {self.settings.total_timeout:g} s in all"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @contextmanager
+    def _host_slot(self, host: str) -> Iterator[None]:
+        sem = self._hosts.semaphore(host)
+        # Bounded wait so a stuck host cannot hold a caller forever.
+        if not sem.acquire(timeout=self.settings.total_timeout):
+            raise TransientFetchError(host, "timeout", f"waited too long for a connection slot to {host}")
+        try:
+            yield
+        finally:
+            sem.release()
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+_FETCHERS: dict[Settings, Fetcher] = {}
+_FETCHERS_LOCK = threading.Lock()
+
+
+def shared_fetcher(settings: Settings) -> Fetcher:
+    """The process-wide :class:`Fetcher` for these settings, so concurrent tasks share its host limits,
+    connection pool and robots.txt cache."""
+    with _FETCHERS_LOCK:
+        fetcher = _FETCHERS.get(settings)
+        if fetcher is None:
+            fetcher = _FETCHERS[settings] = Fetcher(settings)
+        return fetcher
+
+
+def close_shared_fetchers() -> None:
+    """Close every shared fetcher (at the end of a flow run)."""
+    with _FETCHERS_LOCK:
+        fetchers = list(_FETCHERS.values())
+        _FETCHERS.clear()
+    for fetcher in fetchers:
+        fetcher.close()

@@ -1,0 +1,78 @@
+"""Polling one feed: a conditional GET, then parsing. Never raises for a bad feed: the outcome says why."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from newsflow.errors import FeedParseError, FetchError, TransientFetchError
+from newsflow.records import FeedState, PollResult, PollStatus
+from newsflow.settings import Settings
+from tasks.feeds import parse_feed
+from tasks.http import Fetcher, shared_fetcher, utcnow
+
+FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, "
+    "text/xml;q=0.9, */*;q=0.5"
+)
+
+
+def poll(feed: FeedState, fetcher: Fetcher) -> PollResult:
+    """Fetch and parse one feed, sending the stored validators so an unchanged feed answers 304."""
+    settings = fetcher.settings
+    started_at = utcnow()
+    clock = time.monotonic()
+    headers = {"Accept": FEED_ACCEPT}
+    if feed.etag:
+        headers["If-None-Match"] = feed.etag
+    if feed.last_modified:
+        headers["If-Modified-Since"] = feed.last_modified
+
+    def outcome(status: PollStatus, **fields: object) -> PollResult:
+        duration = int((time.monotonic() - clock) * 1000)
+        return PollResult(feed.url, status, started_at, duration, **fields)  # type: ignore[arg-type]
+
+    try:
+        response = fetcher.get(feed.url, max_bytes=settings.max_feed_bytes, headers=headers)
+    except FetchError as exc:
+        retry_after = exc.retry_after if isinstance(exc, TransientFetchError) else None
+        return outcome(
+            PollStatus.ERROR, http_status=exc.http_status, error_kind=exc.reason,
+            error_message=str(exc), retry_after=retry_after,
+        )
+    # Validators are saved from every response that carries them, 304 included.
+    validators = {
+        "etag": response.headers.get("etag") or feed.etag,
+        "last_modified": response.headers.get("last-modified") or feed.last_modified,
+    }
+    if response.status == 304:
+        return outcome(PollStatus.NOT_MODIFIED, http_status=304, **validators)
+    if response.status >= 400 or response.status < 200:
+        return outcome(
+            PollStatus.ERROR, http_status=response.status, error_kind=f"http_{response.status}",
+            error_message=f"{feed.url}: HTTP {response.status}",
+        )
+    try:
+        parsed = parse_feed(
+            response.content, feed_url=feed.url, headers=response.headers, now=started_at,
+            future_tolerance=timedelta(seconds=settings.future_tolerance),
+        )
+    except FeedParseError as exc:
+        return outcome(
+            PollStatus.ERROR, http_status=response.status, error_kind=exc.reason,
+            error_message=str(exc), bytes_received=len(response.content),
+        )
+    return outcome(
+        PollStatus.OK, http_status=response.status, entries=parsed.entries, bozo=parsed.bozo,
+        bozo_reason=parsed.bozo_reason, feed_title=parsed.title,
+        bytes_received=len(response.content), **validators,
+    )
+
+
+@task(name="poll-feed", cache_policy=NO_CACHE, task_run_name="poll {feed.url}")
+def poll_feed(feed: FeedState, settings: Settings) -> PollResult:
+    """Prefect task: poll one feed (one task run per feed)."""
+    return poll(feed, shared_fetcher(settings))

@@ -1,0 +1,133 @@
+"""Warehouse stages: plan which entries are new, store polls, store article batches with exact dedupe.
+
+Each task opens the DuckDB file only for its own short transaction, so readers get in between."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from newsflow.records import Article, PlannedEntry, PollResult, PollStatus, StoreOutcome
+from newsflow.settings import Settings
+from tasks.dedupe import article_id, guid_key, mark_exact_duplicates
+from tasks.http import utcnow
+from tasks.urls import canonical_url
+from warehouse import articles as articles_table
+from warehouse import feeds as feeds_table
+from warehouse import runs as runs_table
+from warehouse.connection import writer
+
+
+def plan(polls: Iterable[PollResult], settings: Settings) -> list[PlannedEntry]:
+    """New entries of these polls in feed order, each with its stable id.
+
+    Entries already stored (same guid and link) are dropped; an entry whose URL is already stored, or
+    appears earlier in this run, is kept but not fetched: it will be stored as a duplicate.
+    """
+    candidates: dict[str, PlannedEntry] = {}
+    for poll in polls:
+        for entry in poll.entries:
+            key = guid_key(entry.guid, entry.feed_url)
+            url = canonical_url(entry.link)
+            planned = PlannedEntry(entry, article_id(key, url), key, url)
+            candidates.setdefault(planned.article_id, planned)
+    with writer(settings.db, settings.lock_timeout) as con:
+        stored = articles_table.existing_ids(con, list(candidates))
+        fresh = [p for p in candidates.values() if p.article_id not in stored]
+        urls = [p.url for p in fresh if p.url]
+        known_urls = {
+            u
+            for row in articles_table.matching_keys(con, urls=urls)
+            for u in (row.url, row.canonical_url)
+            if u
+        }
+    planned_entries = []
+    seen_urls: set[str] = set()
+    for p in fresh:
+        if p.url and (p.url in known_urls or p.url in seen_urls):
+            p = PlannedEntry(p.entry, p.article_id, p.guid_key, p.url, fetch=False, skip_reason="known_url")
+        if p.url:
+            seen_urls.add(p.url)
+        planned_entries.append(p)
+    return planned_entries
+
+
+def store(articles: list[Article], settings: Settings, run_id: str | None) -> StoreOutcome:
+    """Store one batch in one transaction, marking exact duplicates. Re-storing a batch adds nothing."""
+    now = utcnow()
+    with writer(settings.db, settings.lock_timeout) as con:
+        stored_ids = articles_table.existing_ids(con, [a.article_id for a in articles])
+        stored = articles_table.matching_keys(
+            con,
+            guid_keys=[a.guid_key for a in articles if a.guid_key],
+            urls=[u for a in articles for u in (a.url, a.canonical_url) if u],
+            content_hashes=[a.content_hash for a in articles if a.content_hash],
+        )
+        marks = mark_exact_duplicates(articles, stored, stored_ids)
+        inserted = articles_table.insert_articles(con, articles, marks, run_id=run_id, now=now)
+    return StoreOutcome(
+        inserted=inserted,
+        duplicates=dict(Counter(m.reason for m in marks.values())),
+        skipped_existing=len({a.article_id for a in articles} & stored_ids),
+    )
+
+
+@task(name="plan-entries", cache_policy=NO_CACHE)
+def plan_entries(polls: list[PollResult], settings: Settings) -> list[PlannedEntry]:
+    """Prefect task: :func:`plan`."""
+    return plan(polls, settings)
+
+
+@task(name="store-articles", cache_policy=NO_CACHE)
+def store_articles(articles: list[Article], settings: Settings, run_id: str | None) -> StoreOutcome:
+    """Prefect task: :func:`store` (one warehouse write per batch)."""
+    return store(articles, settings, run_id)
+
+
+@task(name="store-polls", cache_policy=NO_CACHE)
+def store_polls(
+    polls: list[PollResult], new_entries: Mapping[str, int], settings: Settings, run_id: str
+) -> None:
+    """Prefect task: record every poll and update each feed's state, in one transaction."""
+    with writer(settings.db, settings.lock_timeout) as con:
+        runs_table.record_polls(con, run_id, polls, new_entries)
+        feeds_table.update_feed_states(con, polls)
+
+
+@task(name="start-run", cache_policy=NO_CACHE)
+def start_run(
+    settings: Settings, run_id: str, flow: str, flow_run_id: str | None, parameters: Mapping[str, Any]
+) -> None:
+    """Prefect task: open the run's row."""
+    with writer(settings.db, settings.lock_timeout) as con:
+        runs_table.start_run(
+            con, run_id=run_id, flow=flow, flow_run_id=flow_run_id, parameters=parameters, now=utcnow()
+        )
+
+
+@task(name="finish-run", cache_policy=NO_CACHE)
+def finish_run(
+    settings: Settings,
+    run_id: str,
+    status: str,
+    counts: Mapping[str, Any],
+    timings: Mapping[str, float],
+    error: str | None,
+) -> None:
+    """Prefect task: close the run's row with its counts."""
+    with writer(settings.db, settings.lock_timeout) as con:
+        runs_table.finish_run(
+            con, run_id=run_id, status=status, counts=counts, timings=timings, error=error, now=utcnow()
+        )
+
+
+def feeds_with_status(polls: Iterable[PollResult], status: PollStatus) -> list[str]:
+    """URLs of the polls that ended with ``status``."""
+    return [p.feed_url for p in polls if p.status is status]
+
+

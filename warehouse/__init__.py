@@ -1,0 +1,1 @@
+"""The DuckDB warehouse: connections, numbered migrations and every SQL statement newsflow runs."""
