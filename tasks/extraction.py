@@ -4,13 +4,15 @@ to the feed's own text and recording why. CPU-bound: runs in worker processes, a
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import lxml.html
 import py3langid
 import trafilatura
 import zstandard
+from lxml import etree
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -71,7 +73,16 @@ def html_to_text(fragment: str | None) -> str:
         return ""
     if "<" not in fragment:
         return " ".join(fragment.split())
-    return str(trafilatura.html2txt(fragment, clean=True) or "").strip()
+    try:
+        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return ""
+    for node in root.xpath("//script|//style"):
+        node.drop_tree()
+    for block in root.xpath("//p|//br|//div|//li|//h1|//h2|//h3|//h4"):
+        block.tail = "\n" + (block.tail or "")
+    lines = (" ".join(line.split()) for line in root.text_content().splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def detect_language(text: str) -> str | None:
@@ -157,4 +168,14 @@ def _join(names: tuple[str, ...]) -> str | None:
 def extract_pages(pages: list[FetchedPage]) -> list[Article]:
     """Prefect task: extract one batch of pages (meant for a process-pool or Dask task runner)."""
     compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    return [build_article(page, compressor) for page in pages]
+    return [build_article_safely(page, compressor) for page in pages]
+
+
+def build_article_safely(page: FetchedPage, compressor: zstandard.ZstdCompressor) -> Article:
+    """:func:`build_article`; if it fails unexpectedly, the article is built from feed text alone and
+    the error is recorded, so one page never fails its batch."""
+    try:
+        return build_article(page, compressor)
+    except Exception as exc:  # noqa: BLE001
+        fallback = build_article(replace(page, html=None), compressor)
+        return replace(fallback, extraction_error=f"internal_error: {type(exc).__name__}: {exc}"[:300])

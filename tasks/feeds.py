@@ -77,8 +77,9 @@ def _bozo_reason(parsed: Any) -> str | None:
 
 
 def _entry(raw: Any, feed_url: str, now: datetime, tolerance: timedelta) -> FeedEntry:
-    published = _timestamp(raw.get("published_parsed"))
-    updated = _timestamp(raw.get("updated_parsed"))
+    # dict.get: FeedParserDict's own lookup maps a missing updated_parsed to published_parsed, with a warning.
+    published = _timestamp(dict.get(raw, "published_parsed"))
+    updated = _timestamp(dict.get(raw, "updated_parsed"))
     clamped = False
     limit = now + tolerance
     if published is not None and published > limit:

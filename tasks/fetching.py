@@ -21,9 +21,9 @@ def fetch_page(planned: PlannedEntry, fetcher: Fetcher) -> FetchedPage:
     """Fetch one article page; failures come back as a FetchedPage with ``error_kind`` set."""
     if not planned.fetch or planned.url is None:
         return FetchedPage(planned, error_kind=planned.skip_reason or "no_link")
-    if not fetcher.robots_allows(planned.url):
-        return FetchedPage(planned, error_kind="robots_disallowed",
-                           error_message=f"{planned.url}: disallowed by robots.txt")
+    refusal = fetcher.robots_refusal(planned.url)
+    if refusal is not None:
+        return FetchedPage(planned, error_kind=refusal, error_message=f"{planned.url}: {refusal}")
     try:
         response = fetcher.get(
             planned.url, max_bytes=fetcher.settings.max_page_bytes, headers={"Accept": PAGE_ACCEPT}
@@ -45,9 +45,18 @@ def _failed(page: FetchedPage, kind: str, message: str) -> FetchedPage:
     return replace(page, error_kind=kind, error_message=message)
 
 
+def fetch_page_safely(planned: PlannedEntry, fetcher: Fetcher) -> FetchedPage:
+    """:func:`fetch_page`, with an unexpected error recorded on the page instead of failing the batch."""
+    try:
+        return fetch_page(planned, fetcher)
+    except Exception as exc:  # noqa: BLE001 - one bad page must not fail its batch
+        return FetchedPage(planned, error_kind="internal_error",
+                           error_message=f"{planned.url}: {type(exc).__name__}: {exc}")
+
+
 @task(name="fetch-pages", cache_policy=NO_CACHE)
 def fetch_pages(batch: list[PlannedEntry], settings: Settings) -> list[FetchedPage]:
     """Prefect task: fetch one batch of pages, concurrently, in input order."""
     fetcher = shared_fetcher(settings)
     with ThreadPoolExecutor(max_workers=settings.max_connections, thread_name_prefix="fetch") as pool:
-        return list(pool.map(lambda planned: fetch_page(planned, fetcher), batch))
+        return list(pool.map(lambda planned: fetch_page_safely(planned, fetcher), batch))

@@ -144,13 +144,14 @@ class Fetcher:
                 return response
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
-    def robots_allows(self, url: str) -> bool:
-        """Whether robots.txt of the URL's site lets newsflow fetch it (RFC 9309 semantics).
+    def robots_refusal(self, url: str) -> str | None:
+        """Why robots.txt forbids fetching ``url`` (RFC 9309), or None when it may be fetched.
 
-        4xx means no rules; a 5xx or a network failure means everything is disallowed for this run.
+        ``robots_disallowed``: a rule forbids it. ``robots_unavailable``: robots.txt answered 5xx or could
+        not be fetched, which means "disallow everything" for this run. A 4xx robots.txt means no rules.
         """
         if not self.settings.respect_robots:
-            return True
+            return None
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         with self._robots_lock:
@@ -161,8 +162,8 @@ class Fetcher:
             with self._robots_lock:
                 self._robots[origin] = rules
         if rules is None:
-            return False
-        return bool(rules.can_fetch(url, self.settings.user_agent))
+            return "robots_unavailable"
+        return None if rules.can_fetch(url, self.settings.user_agent) else "robots_disallowed"
 
     def _load_robots(self, origin: str) -> Protego | None:
         try:

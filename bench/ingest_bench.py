@@ -1,0 +1,539 @@
+"""End-to-end ingest benchmark: real article pages over loopback, a cold and a warm ``newsflow ingest``.
+
+    .venv/bin/python bench/ingest_bench.py [--pages 1000] [--feeds 50] [--out bench/results/ingest.json]
+
+Steps:
+
+1. A temp folder gets >= ``--pages`` real article pages (scrapinghub benchmark + trafilatura eval set, gzip
+   as shipped; pages are reused under new names when there are fewer distinct ones) and ``--feeds`` RSS
+   feeds linking to all of them. ``tests/loopback_site.py`` serves both, as a separate process.
+2. A cold ``newsflow ingest`` (fresh DuckDB, fresh ``PREFECT_HOME``) runs as a subprocess: wall time and the
+   peak RSS of its whole process tree (sampled from /proc every 0.2 s).
+3. The limit: the same page bytes through ``trafilatura.bare_extraction`` alone in a 2-process pool.
+4. Prefect task runs of the cold ingest, read from the temporary API server's SQLite store.
+5. A second ingest with nothing changed: wall time and article page requests seen by the server.
+
+Prints a table and writes the same figures as JSON to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import multiprocessing
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("NEWSFLOW_SHARED_DATA", REPO.parent / "shared" / "data"))
+PAGE_SOURCES = (
+    SHARED_DATA / "scrapinghub-article-extraction-benchmark" / "html",
+    SHARED_DATA / "trafilatura-eval" / "html",
+)
+VENV_BIN = Path(sys.executable).parent
+NEWSFLOW = VENV_BIN / "newsflow"
+LOOPBACK_SITE = REPO / "tests" / "loopback_site.py"
+RSS_SAMPLE_SECONDS = 0.2
+LIMIT_WORKERS = 2
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+TARGET_RATIO = 0.80
+TARGET_TASK_RUNS_PER_1000 = 100
+TARGET_SECOND_REQUESTS = 0
+TARGET_PEAK_RSS_MB = 1500
+
+
+# --------------------------------------------------------------------------------------------- corpus
+
+
+@dataclass(frozen=True)
+class Page:
+    """One served page: its id (file stem, also its URL path) and the gzip file it is served from."""
+
+    page_id: str
+    source: Path
+
+
+def collect_pages(wanted: int) -> list[Page]:
+    """``wanted`` pages (at least): every real distinct page once, then reused under new ids if short."""
+    sources = sorted(p for folder in PAGE_SOURCES for p in folder.glob("*.html.gz"))
+    if not sources:
+        raise SystemExit(f"no pages found under {', '.join(map(str, PAGE_SOURCES))}")
+    pages = [Page(src.name.removesuffix(".html.gz"), src) for src in sources]
+    copy = 1
+    while len(pages) < wanted:
+        for src in sources[: wanted - len(pages)]:
+            pages.append(Page(f"{src.name.removesuffix('.html.gz')}-copy{copy}", src))
+        copy += 1
+    return pages
+
+
+def write_pages(pages: Sequence[Page], folder: Path) -> None:
+    """Copy each page's gzip bytes to ``folder/<id>.html.gz`` (served as ``/pages/<id>.html``, gzip)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for page in pages:
+        shutil.copyfile(page.source, folder / f"{page.page_id}.html.gz")
+
+
+def rss_document(title: str, items: Sequence[tuple[str, str, str]]) -> str:
+    """An RSS 2.0 document of (title, link, guid) items."""
+    body = "".join(
+        f"<item><title>{escape(t)}</title><link>{escape(link)}</link>"
+        f'<guid isPermaLink="false">{escape(guid)}</guid>'
+        "<pubDate>Mon, 25 Sep 2023 10:00:00 GMT</pubDate></item>"
+        for t, link, guid in items
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
+        f"<title>{escape(title)}</title><link>http://example.invalid/</link>{body}</channel></rss>"
+    )
+
+
+def write_feeds(pages: Sequence[Page], n_feeds: int, folder: Path, base: str, feeds_toml: Path) -> int:
+    """Spread the pages round-robin over ``n_feeds`` RSS files and list them in a feeds TOML file.
+
+    Every item links to ``BASE/pages/<id>.html`` and has a unique guid. Returns the number of items.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    urls = []
+    for index in range(n_feeds):
+        items = [
+            (f"Bench article {page.page_id}", f"{base}/pages/{page.page_id}.html", f"bench-{page.page_id}")
+            for page in pages[index::n_feeds]
+        ]
+        name = f"feed-{index:03d}.xml"
+        (folder / name).write_text(rss_document(f"Bench feed {index}", items))
+        urls.append(f"{base}/feeds/{name}")
+    feeds_toml.write_text("".join(f'[[feeds]]\nurl = "{url}"\n\n' for url in urls))
+    return len(pages)
+
+
+# --------------------------------------------------------------------------------------------- server
+
+
+@contextmanager
+def loopback_site(pages_dir: Path, feeds_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """Run ``tests/loopback_site.py`` as its own process; yield its base URL; kill it afterwards."""
+    proc = subprocess.Popen(
+        [sys.executable, str(LOOPBACK_SITE),
+         "--mount", f"/pages={pages_dir}", "--mount", f"/feeds={feeds_dir}"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        base = proc.stdout.readline().strip()
+        if not base.startswith("http://"):
+            raise RuntimeError(f"loopback site did not start (said {base!r})")
+        yield base, proc
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def server_log(base: str) -> list[dict[str, Any]]:
+    """Every request the loopback site has seen since the last reset."""
+    with urllib.request.urlopen(f"{base}/_log", timeout=10) as response:
+        return list(json.loads(response.read()))
+
+
+def reset_server_log(base: str) -> None:
+    """Clear the loopback site's request log."""
+    with urllib.request.urlopen(f"{base}/_log/reset", timeout=10):
+        pass
+
+
+# --------------------------------------------------------------------------------------------- ingest
+
+
+def _proc_children() -> dict[int, list[int]]:
+    """Parent pid -> child pids, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def tree_rss_bytes(root: int) -> int:
+    """Summed resident set size of ``root`` and all its descendants (0 for processes that vanished)."""
+    children = _proc_children()
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        try:
+            resident_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        total += resident_pages * PAGE_SIZE
+    return total
+
+
+@dataclass
+class IngestRun:
+    """What one ``newsflow ingest`` subprocess did."""
+
+    wall_s: float
+    peak_rss_mb: float
+    returncode: int
+    summary: dict[str, Any] | None
+    stderr_tail: str
+
+
+def ingest_env(prefect_home: Path) -> dict[str, str]:
+    """The environment of the ingest subprocesses: its own Prefect home, offline, no telemetry."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "NEWSFLOW_"))}
+    env.update(
+        PREFECT_HOME=str(prefect_home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="1",
+    )
+    return env
+
+
+def run_ingest(feeds_toml: Path, db: Path, prefect_home: Path, workdir: Path) -> IngestRun:
+    """Run ``newsflow ingest --json`` and measure its wall time and process-tree peak RSS."""
+    cmd = [str(NEWSFLOW), "ingest", "--feeds", str(feeds_toml), "--db", str(db),
+           "--allow-private-networks", "--json"]
+    stdout_path, stderr_path = workdir / "ingest.stdout", workdir / "ingest.stderr"
+    peak = 0
+    with stdout_path.open("w") as out, stderr_path.open("w") as err:
+        started = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=ingest_env(prefect_home), cwd=workdir)
+        while proc.poll() is None:
+            peak = max(peak, tree_rss_bytes(proc.pid))
+            time.sleep(RSS_SAMPLE_SECONDS)
+        wall = time.monotonic() - started
+    return IngestRun(
+        wall_s=wall,
+        peak_rss_mb=peak / 2**20,
+        returncode=proc.returncode,
+        summary=_json_summary(stdout_path.read_text()),
+        stderr_tail="\n".join(stderr_path.read_text().splitlines()[-40:]),
+    )
+
+
+def _json_summary(stdout: str) -> dict[str, Any] | None:
+    """The JSON object ``--json`` printed (the last ``{`` at line start onwards), or None."""
+    start = stdout.rfind("\n{")
+    text = stdout[start + 1 :] if start >= 0 else stdout
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+# --------------------------------------------------------------------------------------------- prefect
+
+
+@dataclass
+class TaskRunStats:
+    """Task runs of one flow run, from the Prefect API's SQLite store."""
+
+    count: int
+    by_name: dict[str, int]
+    busy_s: float  # length of the union of the task runs' [start_time, end_time] intervals
+    summed_s: float  # sum of their durations (exceeds wall time when tasks overlap)
+
+
+def _parse_intervals(rows: Sequence[tuple[float | None, float | None]]) -> list[tuple[float, float]]:
+    return sorted((s, e) for s, e in rows if s is not None and e is not None and e >= s)
+
+
+def union_length(intervals: Sequence[tuple[float, float]]) -> float:
+    """Total length covered by sorted (start, end) intervals, overlaps counted once."""
+    total, current_start, current_end = 0.0, None, None
+    for start, end in intervals:
+        if current_end is None or start > current_end:
+            if current_end is not None and current_start is not None:
+                total += current_end - current_start
+            current_start, current_end = start, end
+        else:
+            current_end = max(current_end, end)
+    if current_end is not None and current_start is not None:
+        total += current_end - current_start
+    return total
+
+
+def task_kind(run_name: str) -> str:
+    """The task a run belongs to: ``poll http://...`` -> ``poll``, ``fetch-pages-3f2`` -> ``fetch-pages``."""
+    if " " in run_name:
+        return run_name.split(" ", 1)[0]
+    return run_name.rsplit("-", 1)[0] if "-" in run_name else run_name
+
+
+def first_flow_task_runs(prefect_home: Path) -> TaskRunStats:
+    """Task runs of the first (i.e. cold) flow run recorded in ``$PREFECT_HOME/prefect.db``."""
+    con = sqlite3.connect(f"file:{prefect_home / 'prefect.db'}?mode=ro", uri=True)
+    try:
+        (flow_run_id,) = con.execute(
+            "SELECT id FROM flow_run ORDER BY coalesce(start_time, created) LIMIT 1"
+        ).fetchone()
+        names = [name for (name,) in con.execute(
+            "SELECT name FROM task_run WHERE flow_run_id = ?", (flow_run_id,)
+        )]
+        # julianday() parses the stored ISO timestamps; * 86400 turns days into seconds.
+        rows = con.execute(
+            "SELECT julianday(start_time) * 86400.0, julianday(end_time) * 86400.0"
+            " FROM task_run WHERE flow_run_id = ?",
+            (flow_run_id,),
+        ).fetchall()
+    finally:
+        con.close()
+    intervals = _parse_intervals(rows)
+    return TaskRunStats(
+        count=len(names),
+        by_name=dict(Counter(task_kind(name) for name in names).most_common()),
+        busy_s=union_length(intervals),
+        summed_s=sum(e - s for s, e in intervals),
+    )
+
+
+# --------------------------------------------------------------------------------------------- limit
+
+
+def _extract(job: tuple[bytes, str]) -> bool:
+    """Worker: trafilatura alone on one page, with the pipeline's options. True if it found text."""
+    import trafilatura
+
+    html, url = job
+    try:
+        document = trafilatura.bare_extraction(
+            html, url=url, with_metadata=True, include_comments=False, deduplicate=False
+        )
+    except Exception:  # noqa: BLE001 - a broken page counts as processed, like in the pipeline
+        return False
+    return document is not None and bool((document.text or "").strip())
+
+
+def _warm_worker(_: int) -> int:
+    """Worker: import trafilatura, extract a tiny page, linger so each worker takes one warm-up job."""
+    _extract((b"<html><body><article><p>" + b"warm up text " * 50 + b"</p></article></body></html>",
+              "http://example.invalid/warm"))
+    time.sleep(0.5)
+    return os.getpid()
+
+
+def trafilatura_limit(pages: Sequence[Page], base: str, workers: int = LIMIT_WORKERS) -> tuple[float, float]:
+    """Pages/s of trafilatura alone over the same (decompressed) page bytes, ``workers`` spawn processes.
+
+    Pool start-up and imports are excluded: every worker is warmed (trafilatura imported, one page
+    extracted) before the clock starts. Returns (pages/s, seconds).
+    """
+    jobs = [(gzip.decompress(p.source.read_bytes()), f"{base}/pages/{p.page_id}.html") for p in pages]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        warmed: set[int] = set()
+        while len(warmed) < workers:
+            warmed.update(pool.map(_warm_worker, range(workers)))
+        started = time.monotonic()
+        list(pool.map(_extract, jobs, chunksize=4))
+        seconds = time.monotonic() - started
+    return len(jobs) / seconds, seconds
+
+
+# --------------------------------------------------------------------------------------------- report
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One row of the report."""
+
+    name: str
+    value: float | int | str | None
+    target: str = ""
+    met: bool | None = None
+
+
+def _fmt(value: float | int | str | None) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    return f"{value:,}" if isinstance(value, int) else value
+
+
+def render_table(metrics: Sequence[Metric]) -> str:
+    """Plain-text aligned table: metric | value | target | met?"""
+    rows = [("metric", "value", "target", "met?")] + [
+        (m.name, _fmt(m.value), m.target or "-", "-" if m.met is None else ("yes" if m.met else "NO"))
+        for m in metrics
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = [" | ".join(cell.ljust(w) if i != 1 else cell.rjust(w) for i, (cell, w) in
+                        enumerate(zip(row, widths, strict=True))) for row in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def build_metrics(results: dict[str, Any]) -> list[Metric]:
+    """The report rows from the collected results."""
+    r = results
+    ratio = r["ratio"]
+    per_1000 = r["task_runs_per_1000_articles"]
+    second_requests = r["second_ingest_article_requests"]
+    rss = r["peak_rss_mb"]
+    return [
+        Metric("pages served", r["pages_served"]),
+        Metric("articles stored", r["articles_stored"]),
+        Metric("cold ingest wall s", r["cold_ingest_wall_s"]),
+        Metric("  of which outside the flow body s", r["cold_outside_flow_s"]),
+        Metric("end-to-end articles/s", r["end_to_end_articles_per_s"]),
+        Metric("trafilatura-only limit pages/s (2 processes)", r["trafilatura_limit_pages_per_s"]),
+        Metric("ratio end-to-end / limit", ratio, f">= {TARGET_RATIO}",
+               None if ratio is None else ratio >= TARGET_RATIO),
+        Metric("Prefect task runs", r["prefect_task_runs"]),
+        Metric("task runs per 1000 articles", per_1000, f"< {TARGET_TASK_RUNS_PER_1000}",
+               None if per_1000 is None else per_1000 < TARGET_TASK_RUNS_PER_1000),
+        Metric("orchestration share (wall not inside a task run)", r["orchestration_share"]),
+        Metric("second ingest wall s", r["second_ingest_wall_s"]),
+        Metric("second ingest article requests", second_requests, f"= {TARGET_SECOND_REQUESTS}",
+               None if second_requests is None else second_requests == TARGET_SECOND_REQUESTS),
+        Metric("peak RSS MB (cold ingest process tree)", rss, f"< {TARGET_PEAK_RSS_MB}",
+               None if rss is None else rss < TARGET_PEAK_RSS_MB),
+    ]
+
+
+# --------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pages", type=int, default=1000, help="pages to serve (at least) [1000]")
+    parser.add_argument("--feeds", type=int, default=50, help="RSS feeds to spread them over [50]")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ingest.json",
+                        help="JSON results file [bench/results/ingest.json]")
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder (its path is printed)")
+    return parser.parse_args(argv)
+
+
+def _check_ingest(label: str, run: IngestRun) -> None:
+    """Print the stderr tail of a failed ingest."""
+    if run.returncode != 0 or run.summary is None:
+        print(f"!! {label} ingest exited {run.returncode}; stderr tail:\n{run.stderr_tail}", file=sys.stderr)
+
+
+def run_benchmark(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Every measurement; returns the results dict (also what goes to --out)."""
+    pages = collect_pages(args.pages)
+    pages_dir, feeds_dir = tmp / "site" / "pages", tmp / "site" / "feeds"
+    write_pages(pages, pages_dir)
+    feeds_dir.mkdir(parents=True)
+    prefect_home, db, feeds_toml = tmp / "prefect-home", tmp / "bench.duckdb", tmp / "feeds.toml"
+    prefect_home.mkdir()
+    distinct = len({p.source for p in pages})
+    print(f"{len(pages)} pages ({distinct} distinct) in {pages_dir}", flush=True)
+
+    with loopback_site(pages_dir, feeds_dir) as (base, _server):
+        write_feeds(pages, args.feeds, feeds_dir, base, feeds_toml)
+        print(f"serving at {base}; cold ingest ...", flush=True)
+        cold = run_ingest(feeds_toml, db, prefect_home, tmp)
+        _check_ingest("cold", cold)
+        cold_log = server_log(base)
+        reset_server_log(base)
+        print(f"cold ingest: {cold.wall_s:.1f} s; second ingest ...", flush=True)
+        warm = run_ingest(feeds_toml, db, prefect_home, tmp)
+        _check_ingest("second", warm)
+        warm_log = server_log(base)
+    print("trafilatura-only limit ...", flush=True)
+    limit_pps, limit_s = trafilatura_limit(pages, base)
+
+    summary = cold.summary or {}
+    stored = summary.get("articles_stored")
+    tasks = first_flow_task_runs(prefect_home) if (prefect_home / "prefect.db").exists() else None
+    e2e = _ratio(stored, cold.wall_s)
+    flow_total = (summary.get("timings") or {}).get("total_s")
+    return {
+        "command": f"{NEWSFLOW} ingest --feeds FEEDS.toml --db FRESH.duckdb --allow-private-networks --json",
+        "pages_served": sum(1 for e in cold_log if str(e["path"]).startswith("/pages/")),
+        "pages_distinct": distinct,
+        "feeds": args.feeds,
+        "articles_stored": stored,
+        "cold_ingest_wall_s": round(cold.wall_s, 3),
+        "cold_outside_flow_s": None if flow_total is None else round(cold.wall_s - flow_total, 3),
+        "cold_ingest_returncode": cold.returncode,
+        "cold_summary": summary,
+        "end_to_end_articles_per_s": e2e,
+        "trafilatura_limit_pages_per_s": limit_pps,
+        "trafilatura_limit_s": round(limit_s, 3),
+        "ratio": _ratio(e2e, limit_pps),
+        "prefect_task_runs": tasks.count if tasks else None,
+        "prefect_task_runs_by_name": tasks.by_name if tasks else None,
+        "task_runs_per_1000_articles": _ratio(1000 * tasks.count, stored) if tasks else None,
+        "task_run_busy_s": round(tasks.busy_s, 3) if tasks else None,
+        "task_run_summed_s": round(tasks.summed_s, 3) if tasks else None,
+        # Orchestration share: the part of the cold ingest's wall time during which no Prefect task run
+        # was between its start and end (interpreter start, Prefect's temporary API server start-up, flow
+        # run bookkeeping, gaps between tasks, shutdown). Overlapping task runs are counted once (union
+        # of intervals), so concurrency cannot push the share below zero; per-task overhead that Prefect
+        # spends *inside* a running task's interval is counted as work, so this is a lower bound.
+        "orchestration_share": (
+            max(0.0, (cold.wall_s - tasks.busy_s) / cold.wall_s) if tasks and cold.wall_s else None
+        ),
+        "second_ingest_wall_s": round(warm.wall_s, 3),
+        "second_ingest_returncode": warm.returncode,
+        "second_ingest_article_requests": sum(1 for e in warm_log if str(e["path"]).startswith("/pages/")),
+        "second_ingest_feed_requests": sum(1 for e in warm_log if str(e["path"]).startswith("/feeds/")),
+        "second_ingest_feed_304s": sum(
+            1 for e in warm_log if str(e["path"]).startswith("/feeds/") and e["status"] == 304
+        ),
+        "second_summary": warm.summary,
+        "peak_rss_mb": round(cold.peak_rss_mb, 1),
+        "second_peak_rss_mb": round(warm.peak_rss_mb, 1),
+        "cold_stderr_tail": cold.stderr_tail if cold.returncode else "",
+        "second_stderr_tail": warm.stderr_tail if warm.returncode else "",
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="newsflow-bench-"))
+    try:
+        results = run_benchmark(args, tmp)
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    metrics = build_metrics(results)
+    results["table"] = [m.__dict__ for m in metrics]
+    print()
+    print(render_table(metrics))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nwrote {args.out}")
+    ok = results["cold_ingest_returncode"] == 0 and results["second_ingest_returncode"] == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

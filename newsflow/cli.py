@@ -1,0 +1,197 @@
+"""The ``newsflow`` command line: ingest, ad-hoc SQL, and the feed registry."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from newsflow.errors import NewsflowError
+from newsflow.settings import load_settings
+
+EXIT_ERROR = 1
+
+
+class CleanErrors(click.Group):
+    """Turns newsflow's own errors into one line on stderr and exit status 1, without a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NewsflowError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+
+
+db_option = click.option(
+    "--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Warehouse file [default: $NEWSFLOW_DB or ~/.local/share/newsflow/newsflow.duckdb].",
+)
+
+
+@click.group(cls=CleanErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="newsflow")
+def main() -> None:
+    """newsflow: poll news feeds, extract clean articles, keep them in a DuckDB warehouse."""
+
+
+@main.command()
+@click.option("--feeds", "feeds_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="TOML or OPML feed list to register and poll [default: every registered feed; "
+                   "an empty registry starts with the built-in tech-news list].")
+@db_option
+@click.option("--allow-private-networks", is_flag=True, default=None,
+              help="Fetch from loopback/private addresses (also NEWSFLOW_ALLOW_PRIVATE_NETWORKS=1).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Articles per batch [100].")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Extraction processes [CPU count].")
+@click.option("--runner", "runner_spec", default=None,
+              help="Extraction task runner: process (default), dask, or dask://HOST:PORT.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("-v", "--verbose", is_flag=True, help="Show Prefect's log lines on the console.")
+def ingest(
+    feeds_file: str | None, db: Path | None, allow_private_networks: bool | None, batch_size: int | None,
+    workers: int | None, runner_spec: str | None, as_json: bool, verbose: bool,
+) -> None:
+    """Poll feeds, fetch and extract new articles, store them (one Prefect flow run)."""
+    import json
+
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    load_settings(db=db, batch_size=batch_size, extraction_workers=workers, extraction_runner=runner_spec)
+    from flows.ingest import ingest as ingest_flow
+    from newsflow.display import progress_bars, summary_table
+    from newsflow.progress import reporting_to
+
+    with progress_bars(enabled=not as_json and sys.stderr.isatty()) as reporter, reporting_to(reporter):
+        summary = ingest_flow(
+            feeds_file=feeds_file, db=str(db) if db else None,
+            allow_private_networks=allow_private_networks, batch_size=batch_size,
+            extraction_workers=workers, extraction_runner_spec=runner_spec,
+        )
+    click.echo(json.dumps(summary, indent=2) if as_json else summary_table(summary))
+
+
+@main.command()
+@click.argument("query")
+@db_option
+@click.option("-p", "--param", "params", nargs=2, multiple=True, metavar="NAME VALUE",
+              help="Bind $NAME to VALUE (numbers, true/false and null are typed; the rest are strings).")
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("--unsafe", is_flag=True,
+              help="Trusted users only: open read-write, with file access, ATTACH and extensions.")
+def sql(query: str, db: Path | None, params: tuple[tuple[str, str], ...], fmt: str, unsafe: bool) -> None:
+    """Run a SQL query against the warehouse (read-only and sandboxed by default).
+
+    Example: newsflow sql "SELECT site, count(*) FROM articles GROUP BY 1 ORDER BY 2 DESC"
+    """
+    from newsflow.display import render_rows
+    from warehouse.query import parse_parameter, run_query
+
+    settings = load_settings(db=db)
+    result = run_query(
+        settings.db, query, {name: parse_parameter(value) for name, value in params},
+        unsafe=unsafe, lock_timeout=settings.lock_timeout,
+    )
+    click.echo(render_rows(result.columns, result.rows, fmt))
+
+
+@main.group()
+def feeds() -> None:
+    """List and edit the registered feeds."""
+
+
+@feeds.command("list")
+@db_option
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True, help="Output format.")
+def feeds_list(db: Path | None, fmt: str) -> None:
+    """Show every registered feed with its polling state."""
+    from newsflow.display import render_rows
+    from warehouse import feeds as feeds_table
+    from warehouse.connection import writer
+
+    settings = load_settings(db=db)
+    with writer(settings.db, settings.lock_timeout) as con:
+        rows = feeds_table.list_feeds(con)
+    columns = ["url", "name", "tags", "last_status", "last_success_at", "error_streak", "next_poll_at",
+               "paused", "last_error"]
+    click.echo(render_rows(columns, [tuple(r[c] for c in columns) for r in rows], fmt))
+
+
+@feeds.command("add")
+@click.argument("url")
+@click.option("--name", default=None, help="Display name.")
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@db_option
+def feeds_add(url: str, name: str | None, tags: tuple[str, ...], db: Path | None) -> None:
+    """Register a feed URL."""
+    from newsflow.feedlist import checked_url
+    from newsflow.records import FeedSpec
+
+    spec = FeedSpec(checked_url(url, "feed URL"), name, tags)
+    added = _register([spec], db)
+    click.echo(f"added {spec.url}" if added else f"already registered: {spec.url} (name/tags updated)")
+
+
+@feeds.command("remove")
+@click.argument("url")
+@db_option
+def feeds_remove(url: str, db: Path | None) -> None:
+    """Unregister a feed (its stored articles stay)."""
+    from warehouse import feeds as feeds_table
+    from warehouse.connection import writer
+
+    settings = load_settings(db=db)
+    with writer(settings.db, settings.lock_timeout) as con:
+        removed = feeds_table.remove_feed(con, url.strip())
+    if not removed:
+        raise NewsflowError(f"not registered: {url} (see `newsflow feeds list`)")
+    click.echo(f"removed {url}")
+
+
+@feeds.command("import-opml")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@db_option
+def feeds_import_opml(file: Path, db: Path | None) -> None:
+    """Register every feed of an OPML file (what feed readers export); folders become tags."""
+    from newsflow.feedlist import parse_opml
+
+    specs = parse_opml(file.read_bytes(), str(file))
+    added = _register(specs, db)
+    click.echo(f"{len(specs)} feeds in {file}: {added} new, {len(specs) - added} already registered")
+
+
+@feeds.command("export-opml")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file [default: stdout].")
+@db_option
+def feeds_export_opml(output: Path | None, db: Path | None) -> None:
+    """Write the registered feeds as OPML, for any feed reader."""
+    from newsflow.feedlist import to_opml
+    from newsflow.records import FeedSpec
+    from warehouse import feeds as feeds_table
+    from warehouse.connection import writer
+
+    settings = load_settings(db=db)
+    with writer(settings.db, settings.lock_timeout) as con:
+        rows = feeds_table.list_feeds(con)
+    document = to_opml(FeedSpec(r["url"], r["name"], tuple(r["tags"] or ())) for r in rows)
+    if output is None:
+        click.echo(document, nl=False)
+    else:
+        output.write_text(document)
+        click.echo(f"wrote {len(rows)} feeds to {output}", err=True)
+
+
+def _register(specs: list[Any], db: Path | None) -> int:
+    from tasks.http import utcnow
+    from warehouse import feeds as feeds_table
+    from warehouse.connection import writer
+
+    settings = load_settings(db=db)
+    with writer(settings.db, settings.lock_timeout) as con:
+        return feeds_table.add_feeds(con, specs, utcnow())

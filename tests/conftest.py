@@ -1,0 +1,104 @@
+"""Shared fixtures: the shared data folder, a real loopback HTTP server process, tmp warehouses, and one
+Prefect test harness per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("NEWSFLOW_SHARED_DATA", REPO.parent / "shared" / "data"))
+SCRAPINGHUB = SHARED_DATA / "scrapinghub-article-extraction-benchmark"
+
+
+def shared(relative: str) -> Path:
+    """A path under ../shared/data, or skip the test with the reason when it is absent."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"shared data not found at {path} (expected ../shared/data beside the repo)")
+    return path
+
+
+@dataclass
+class LoopbackSite:
+    """A running tests/loopback_site.py process and the folder it serves under ``/site``."""
+
+    base: str
+    root: Path
+
+    def url(self, path: str) -> str:
+        return self.base + "/" + path.lstrip("/")
+
+    def requests(self) -> list[dict[str, object]]:
+        with urllib.request.urlopen(self.base + "/_log") as response:
+            return list(json.load(response))
+
+    def reset_log(self) -> None:
+        urllib.request.urlopen(self.base + "/_log/reset").close()
+
+
+def start_site(mounts: dict[str, Path]) -> tuple[subprocess.Popen[str], str]:
+    """Start the loopback server as a separate process; returns it and its base URL."""
+    args = [sys.executable, str(REPO / "tests" / "loopback_site.py")]
+    for prefix, folder in mounts.items():
+        args += ["--mount", f"{prefix}={folder}"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    base = process.stdout.readline().strip()
+    if not base.startswith("http://127.0.0.1:"):
+        process.kill()
+        raise RuntimeError(f"loopback site did not start: {base!r}")
+    return process, base
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSite]:
+    """One loopback server per session: ``/site`` is a writable folder tests put feeds in, ``/pages``
+    serves the scrapinghub benchmark pages (gzip-encoded), ``/feeds-*`` the shared feed collections."""
+    root = tmp_path_factory.mktemp("site")
+    mounts = {"/site": root}
+    if SHARED_DATA.exists():
+        mounts["/pages"] = SCRAPINGHUB / "html"
+        for name in ("feedjira-sample-feeds", "rss-parser-test-input", "node-feedparser-test-feeds"):
+            mounts[f"/{name}"] = SHARED_DATA / name
+    process, base = start_site(mounts)
+    try:
+        yield LoopbackSite(base, root)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """Prefect's test harness (a temporary API with its own database), once per session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness():
+        yield
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """Path of a fresh warehouse file in a tmp dir."""
+    return tmp_path / "warehouse.duckdb"
+
+
+@pytest.fixture
+def settings(db: Path) -> object:
+    """Settings for tests: a tmp warehouse, loopback allowed, fast retries."""
+    from newsflow.settings import load_settings
+
+    return load_settings(db=db, allow_private_networks=True, retry_backoff=0.05, read_timeout=2.0,
+                         total_timeout=5.0, connect_timeout=2.0)

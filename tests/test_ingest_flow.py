@@ -1,0 +1,194 @@
+"""The ingest flow end to end, over real HTTP on loopback, into a real DuckDB file, under Prefect."""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from tests.conftest import LoopbackSite, shared
+from tests.feedbuild import Item, benchmark_pages, write_feed
+
+PAGES_PER_FEED = 10
+
+
+def tokens(text: str) -> collections.Counter[str]:
+    return collections.Counter(re.findall(r"\w+", text.lower()))
+
+
+def token_f1(predicted: str, gold: str) -> float:
+    p, g = tokens(predicted), tokens(gold)
+    overlap = sum((p & g).values())
+    if not overlap:
+        return 0.0
+    precision, recall = overlap / sum(p.values()), overlap / sum(g.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+@pytest.fixture(scope="module")
+def scenario(site: LoopbackSite, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Feeds for one run: two good feeds of real benchmark pages (one link with tracking parameters),
+    one real third-party feed whose links point off-machine, one 500, one that times out, one malformed
+    feed that still has entries, and one HTML page that is not a feed."""
+    shared("scrapinghub-article-extraction-benchmark")
+    gold = benchmark_pages()
+    ids = sorted(gold)[: 2 * PAGES_PER_FEED]
+    folder = "flow"
+    for number in range(2):
+        chunk = ids[number * PAGES_PER_FEED : (number + 1) * PAGES_PER_FEED]
+        items = [
+            Item(f"Story {i}", site.url(f"/pages/{i}.html?utm_source=rss&utm_medium=feed"), guid=f"g-{i}",
+                 description=f"Summary of {i}")
+            for i in chunk
+        ]
+        write_feed(site.root / folder / f"good{number}.xml", f"Good {number}", items)
+    malformed = (site.root / folder / "malformed.xml")
+    malformed.write_text(
+        "<?xml version='1.0'?><rss version='2.0'><channel><title>Broken</title>"
+        f"<item><title>Only item</title><link>{site.url('/pages/' + ids[0] + '.html')}</link>"
+        "<guid isPermaLink='false'>broken-1</guid><description>short & broken</description></item>"
+    )
+    techcrunch = shared("feedjira-sample-feeds/TechCrunch.xml")
+    shutil.copy(techcrunch, site.root / folder / "techcrunch.xml")
+    not_a_feed = site.root / folder / "page.html"
+    not_a_feed.write_bytes(gzip.decompress((Path(str(techcrunch)).parent.parent /
+                           "scrapinghub-article-extraction-benchmark" / "html" / f"{ids[-1]}.html.gz").read_bytes()))
+    feeds = {
+        "good0": site.url(f"/site/{folder}/good0.xml"),
+        "good1": site.url(f"/site/{folder}/good1.xml"),
+        "techcrunch": site.url(f"/site/{folder}/techcrunch.xml"),
+        "malformed": site.url(f"/site/{folder}/malformed.xml"),
+        "error500": site.url("/_status/500"),
+        "timeout": site.url("/_sleep/4"),
+        "not_a_feed": site.url(f"/site/{folder}/page.html"),
+    }
+    feeds_file = tmp_path_factory.mktemp("feeds") / "feeds.toml"
+    feeds_file.write_text("".join(f'[[feeds]]\nurl = "{url}"\nname = "{name}"\n\n' for name, url in feeds.items()))
+    return {"feeds": feeds, "feeds_file": feeds_file, "gold": gold, "ids": ids}
+
+
+@pytest.fixture(scope="module")
+def first_run(
+    scenario: dict[str, Any], site: LoopbackSite, prefect_harness: None,
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: pytest.MonkeyPatch,
+) -> dict[str, Any]:
+    from flows.ingest import ingest
+
+    monkeypatch_module.setenv("NEWSFLOW_READ_TIMEOUT", "1.5")
+    monkeypatch_module.setenv("NEWSFLOW_RETRIES", "1")
+    monkeypatch_module.setenv("NEWSFLOW_RETRY_BACKOFF", "0.05")
+    db = tmp_path_factory.mktemp("wh") / "news.duckdb"
+    site.reset_log()
+    summary = ingest(feeds_file=str(scenario["feeds_file"]), db=str(db), allow_private_networks=True,
+                     batch_size=8, extraction_workers=2)
+    return {"db": db, "summary": summary, "requests": site.requests()}
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Any:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def query(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def test_run_summary_counts_every_outcome(first_run: dict[str, Any]) -> None:
+    summary = first_run["summary"]
+    assert summary["feeds_polled"] == 7
+    assert summary["feeds_ok"] == 4  # good0, good1, techcrunch, malformed
+    assert summary["feeds_failed"] == 3
+    assert summary["feed_errors"] == {"http_500": 1, "timeout": 1, "not_a_feed": 1}
+    assert summary["feeds_malformed_but_used"] == 2  # ours, and TechCrunch's misplaced XML declaration
+    assert summary["entries_seen"] == 2 * PAGES_PER_FEED + 20 + 1
+    assert summary["new_entries"] == 41
+    assert summary["articles_stored"] == 41
+    assert summary["extracted"] == 2 * PAGES_PER_FEED
+    # The malformed feed's item links a page already linked by good0: stored as a duplicate, not fetched.
+    assert summary["duplicate_reasons"] == {"canonical_url": 1}
+    # TechCrunch links point off this machine: robots.txt unreachable, feed text used instead.
+    assert summary["fell_back_to_feed"] == 21
+    assert summary["fetch_errors"] == {"robots_unavailable": 20}
+
+
+def test_exact_rows_in_warehouse(first_run: dict[str, Any], scenario: dict[str, Any]) -> None:
+    db = first_run["db"]
+    assert query(db, "SELECT count(*) FROM articles") == [(41,)]
+    assert query(db, "SELECT count(*) FROM raw_pages") == [(2 * PAGES_PER_FEED,)]
+    assert query(db, "SELECT count(*) FROM feeds") == [(7,)]
+    assert query(db, "SELECT count(*) FROM polls") == [(7,)]
+    assert query(db, "SELECT status, counts->>'articles_stored' FROM runs") == [("completed", "41")]
+    by_source = dict(query(db, "SELECT content_source, count(*) FROM articles GROUP BY 1"))
+    assert by_source == {"page": 20, "feed_content": 20, "feed_summary": 1}
+
+
+def test_tracking_parameters_are_stripped_from_urls(first_run: dict[str, Any]) -> None:
+    urls = [row[0] for row in query(first_run["db"], "SELECT url FROM articles WHERE content_source = 'page'")]
+    assert urls and all("utm_" not in url for url in urls)
+
+
+def test_extracted_text_matches_gold(first_run: dict[str, Any], scenario: dict[str, Any]) -> None:
+    rows = query(first_run["db"], "SELECT guid, text FROM articles WHERE content_source = 'page'")
+    scores = [token_f1(text, scenario["gold"][guid.removeprefix("g-")]["articleBody"]) for guid, text in rows]
+    assert len(scores) == 2 * PAGES_PER_FEED
+    assert sum(scores) / len(scores) >= 0.90
+
+
+def test_duplicate_points_at_first_copy(first_run: dict[str, Any], scenario: dict[str, Any]) -> None:
+    rows = query(first_run["db"], """
+        SELECT d.guid, d.dup_reason, o.guid FROM articles d JOIN articles o ON d.duplicate_of = o.article_id""")
+    assert rows == [("broken-1", "canonical_url", f"g-{scenario['ids'][0]}")]
+
+
+def test_each_failed_feed_is_recorded_with_its_reason(first_run: dict[str, Any], scenario: dict[str, Any]) -> None:
+    feeds = scenario["feeds"]
+    polls = dict(query(first_run["db"], "SELECT feed_url, error_kind FROM polls WHERE status = 'error'"))
+    assert polls == {feeds["error500"]: "http_500", feeds["timeout"]: "timeout",
+                     feeds["not_a_feed"]: "not_a_feed"}
+    streaks = dict(query(first_run["db"], "SELECT url, error_streak FROM feeds"))
+    assert streaks[feeds["error500"]] == 1 and streaks[feeds["good0"]] == 0
+
+
+def test_raw_html_is_kept_compressed(first_run: dict[str, Any], scenario: dict[str, Any]) -> None:
+    import zstandard
+
+    page_id = scenario["ids"][3]
+    rows = query(first_run["db"], """
+        SELECT p.html_zstd FROM raw_pages p JOIN articles a USING (article_id) WHERE a.guid = ?""", [f"g-{page_id}"])
+    original = gzip.decompress((shared("scrapinghub-article-extraction-benchmark/html") /
+                                f"{page_id}.html.gz").read_bytes())
+    assert zstandard.ZstdDecompressor().decompress(rows[0][0]) == original
+
+
+def test_second_run_is_conditional_and_adds_nothing(
+    first_run: dict[str, Any], scenario: dict[str, Any], site: LoopbackSite
+) -> None:
+    from flows.ingest import ingest
+
+    site.reset_log()
+    summary = ingest(feeds_file=str(scenario["feeds_file"]), db=str(first_run["db"]),
+                     allow_private_networks=True, batch_size=8)
+    requests = site.requests()
+    feed_requests = [r for r in requests if str(r["path"]).endswith(".xml")]
+    assert feed_requests and all(r["conditional"] and r["status"] == 304 for r in feed_requests)
+    assert not [r for r in requests if str(r["path"]).startswith("/pages/")]
+    assert summary["feeds_not_modified"] == 4
+    assert summary["new_entries"] == 0
+    assert query(first_run["db"], "SELECT count(*) FROM articles") == [(41,)]
+
+
+def test_loopback_is_refused_unless_allowed(scenario: dict[str, Any], prefect_harness: None, db: Path) -> None:
+    from flows.ingest import ingest
+
+    summary = ingest(feeds_file=str(scenario["feeds_file"]), db=str(db), allow_private_networks=False)
+    assert summary["feeds_failed"] == 7
+    assert summary["feed_errors"] == {"blocked_address": 7}
+    assert query(db, "SELECT count(*) FROM articles") == [(0,)]
