@@ -197,7 +197,11 @@ def _result_or_none(future: PrefectFuture[Any], stage: str, index: int, logger: 
         return None
 
 
-@flow(name="ingest", task_runner=ThreadPoolTaskRunner(max_workers=16), validate_parameters=True)
+# I/O-bound tasks (polls, page fetches) share one thread pool; each fetch task fans out further inside.
+IO_TASK_RUNNER: Any = ThreadPoolTaskRunner(max_workers=16)
+
+
+@flow(name="ingest", task_runner=IO_TASK_RUNNER, validate_parameters=True)
 def ingest(
     feeds_file: str | None = None,
     db: str | None = None,
@@ -243,8 +247,11 @@ def ingest(
         store_polls(polls, Counter(p.entry.feed_url for p in planned), settings, run_id)
         logger.info(
             "%d feeds polled (%d not modified, %d failed); %d entries, %d new",
-            counts.feeds_polled, counts.feeds_not_modified, counts.feeds_failed,
-            counts.entries_seen, counts.new_entries,
+            counts.feeds_polled,
+            counts.feeds_not_modified,
+            counts.feeds_failed,
+            counts.entries_seen,
+            counts.new_entries,
         )
         mark = time.monotonic()
         process_articles(planned, settings, run_id, counts)

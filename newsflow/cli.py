@@ -27,7 +27,9 @@ class CleanErrors(click.Group):
 
 
 db_option = click.option(
-    "--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
     help="Warehouse file [default: $NEWSFLOW_DB or ~/.local/share/newsflow/newsflow.duckdb].",
 )
 
@@ -39,37 +41,64 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--feeds", "feeds_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="TOML or OPML feed list to register and poll [default: every registered feed; "
-                   "an empty registry starts with the built-in tech-news list].")
+@click.option(
+    "--feeds",
+    "feeds_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="TOML or OPML feed list to register and poll [default: every registered feed; "
+    "an empty registry starts with the built-in tech-news list].",
+)
 @db_option
-@click.option("--allow-private-networks", is_flag=True, default=None,
-              help="Fetch from loopback/private addresses (also NEWSFLOW_ALLOW_PRIVATE_NETWORKS=1).")
+@click.option(
+    "--allow-private-networks",
+    is_flag=True,
+    default=None,
+    help="Fetch from loopback/private addresses (also NEWSFLOW_ALLOW_PRIVATE_NETWORKS=1).",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Articles per batch [100].")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Extraction processes [CPU count].")
-@click.option("--runner", "runner_spec", default=None,
-              help="Extraction task runner: process (default), dask, or dask://HOST:PORT.")
+@click.option(
+    "--runner",
+    "runner_spec",
+    default=None,
+    help="Extraction task runner: process (default), dask, or dask://HOST:PORT.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-v", "--verbose", is_flag=True, help="Show Prefect's log lines on the console.")
 def ingest(
-    feeds_file: str | None, db: Path | None, allow_private_networks: bool | None, batch_size: int | None,
-    workers: int | None, runner_spec: str | None, as_json: bool, verbose: bool,
+    feeds_file: str | None,
+    db: Path | None,
+    allow_private_networks: bool | None,
+    batch_size: int | None,
+    workers: int | None,
+    runner_spec: str | None,
+    as_json: bool,
+    verbose: bool,
 ) -> None:
     """Poll feeds, fetch and extract new articles, store them (one Prefect flow run)."""
     import json
 
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    from newsflow.feedlist import load_feed_file
+
+    # Bad input fails here, in one line, before any flow run starts.
     load_settings(db=db, batch_size=batch_size, extraction_workers=workers, extraction_runner=runner_spec)
+    if feeds_file:
+        load_feed_file(Path(feeds_file))
     from flows.ingest import ingest as ingest_flow
     from newsflow.display import progress_bars, summary_table
     from newsflow.progress import reporting_to
 
     with progress_bars(enabled=not as_json and sys.stderr.isatty()) as reporter, reporting_to(reporter):
         summary = ingest_flow(
-            feeds_file=feeds_file, db=str(db) if db else None,
-            allow_private_networks=allow_private_networks, batch_size=batch_size,
-            extraction_workers=workers, extraction_runner_spec=runner_spec,
+            feeds_file=feeds_file,
+            db=str(db) if db else None,
+            allow_private_networks=allow_private_networks,
+            batch_size=batch_size,
+            extraction_workers=workers,
+            extraction_runner_spec=runner_spec,
         )
     click.echo(json.dumps(summary, indent=2) if as_json else summary_table(summary))
 
@@ -77,12 +106,29 @@ def ingest(
 @main.command()
 @click.argument("query")
 @db_option
-@click.option("-p", "--param", "params", nargs=2, multiple=True, metavar="NAME VALUE",
-              help="Bind $NAME to VALUE (numbers, true/false and null are typed; the rest are strings).")
-@click.option("-f", "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-              show_default=True, help="Output format.")
-@click.option("--unsafe", is_flag=True,
-              help="Trusted users only: open read-write, with file access, ATTACH and extensions.")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help="Bind $NAME to VALUE (numbers, true/false and null are typed; the rest are strings).",
+)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--unsafe",
+    is_flag=True,
+    help="Trusted users only: open read-write, with file access, ATTACH and extensions.",
+)
 def sql(query: str, db: Path | None, params: tuple[tuple[str, str], ...], fmt: str, unsafe: bool) -> None:
     """Run a SQL query against the warehouse (read-only and sandboxed by default).
 
@@ -93,8 +139,11 @@ def sql(query: str, db: Path | None, params: tuple[tuple[str, str], ...], fmt: s
 
     settings = load_settings(db=db)
     result = run_query(
-        settings.db, query, {name: parse_parameter(value) for name, value in params},
-        unsafe=unsafe, lock_timeout=settings.lock_timeout,
+        settings.db,
+        query,
+        {name: parse_parameter(value) for name, value in params},
+        unsafe=unsafe,
+        lock_timeout=settings.lock_timeout,
     )
     click.echo(render_rows(result.columns, result.rows, fmt))
 
@@ -106,8 +155,15 @@ def feeds() -> None:
 
 @feeds.command("list")
 @db_option
-@click.option("-f", "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-              show_default=True, help="Output format.")
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
 def feeds_list(db: Path | None, fmt: str) -> None:
     """Show every registered feed with its polling state."""
     from newsflow.display import render_rows
@@ -117,8 +173,17 @@ def feeds_list(db: Path | None, fmt: str) -> None:
     settings = load_settings(db=db)
     with writer(settings.db, settings.lock_timeout) as con:
         rows = feeds_table.list_feeds(con)
-    columns = ["url", "name", "tags", "last_status", "last_success_at", "error_streak", "next_poll_at",
-               "paused", "last_error"]
+    columns = [
+        "url",
+        "name",
+        "tags",
+        "last_status",
+        "last_success_at",
+        "error_streak",
+        "next_poll_at",
+        "paused",
+        "last_error",
+    ]
     click.echo(render_rows(columns, [tuple(r[c] for c in columns) for r in rows], fmt))
 
 
@@ -166,8 +231,13 @@ def feeds_import_opml(file: Path, db: Path | None) -> None:
 
 
 @feeds.command("export-opml")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write to this file [default: stdout].")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file [default: stdout].",
+)
 @db_option
 def feeds_export_opml(output: Path | None, db: Path | None) -> None:
     """Write the registered feeds as OPML, for any feed reader."""

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -28,7 +29,7 @@ def render_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str)
         writer.writerow(columns)
         writer.writerows([["" if v is None else v for v in row] for row in rows])
         return buffer.getvalue().rstrip("\n")
-    table = Table(show_edge=False, header_style="bold")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
     for column in columns:
         table.add_column(column, overflow="ellipsis")
     for row in rows:
@@ -52,8 +53,12 @@ def progress_bars(enabled: bool) -> Iterator[Any]:
         yield lambda stage, done, total: None
         return
     progress = Progress(
-        TextColumn("{task.description:<15}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=Console(file=sys.stderr), transient=False,
+        TextColumn("{task.description:<15}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(file=sys.stderr),
+        transient=False,
     )
     bars: dict[str, TaskID] = {}
 
@@ -71,7 +76,11 @@ def summary_table(summary: dict[str, Any]) -> str:
     lines = [
         f"feeds    polled {summary['feeds_polled']}, new content {summary['feeds_ok']}, "
         f"not modified {summary['feeds_not_modified']}, failed {summary['feeds_failed']}"
-        + (f" (malformed but used: {summary['feeds_malformed_but_used']})" if summary["feeds_malformed_but_used"] else ""),
+        + (
+            f" (malformed but used: {summary['feeds_malformed_but_used']})"
+            if summary["feeds_malformed_but_used"]
+            else ""
+        ),
         f"entries  seen {summary['entries_seen']}, new {summary['new_entries']}",
         f"articles stored {summary['articles_stored']} (of which exact duplicates {summary['duplicates']}): "
         f"extracted {summary['extracted']}, fell back to feed text {summary['fell_back_to_feed']}, "
@@ -87,7 +96,9 @@ def summary_table(summary: dict[str, Any]) -> str:
     ):
         reasons = summary.get(key) or {}
         if reasons:
-            counted = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+            counted = ", ".join(
+                f"{reason} {n}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])
+            )
             lines.append(f"{title}: {counted}")
     timings = summary.get("timings", {})
     lines.append(f"run {summary['run_id']} took {timings.get('total_s', 0):.1f} s")

@@ -1,15 +1,15 @@
 """The one exception hierarchy of newsflow.
 
-    NewsflowError                  base class; the CLI prints it as one line and exits non-zero
-    ├── ConfigError                a bad setting, flag value or feed-list file
-    ├── FetchError                 an HTTP fetch failed; carries ``url`` and a short ``reason``
-    │   ├── BlockedAddressError    the host resolves to a loopback/private/reserved address
-    │   ├── TransientFetchError    worth retrying: 429, 5xx, connect errors, timeouts
-    │   └── ResponseTooLargeError  the body is over the size cap
-    ├── FeedParseError             the bytes yielded no feed entries; carries ``url`` and ``reason``
-    └── WarehouseError             a DuckDB problem
-        ├── WarehouseLockedError   another process holds the file lock; names the holder
-        └── QueryError             a ``newsflow sql`` statement was refused or failed
+NewsflowError                  base class; the CLI prints it as one line and exits non-zero
+├── ConfigError                a bad setting, flag value or feed-list file
+├── FetchError                 an HTTP fetch failed; carries ``url`` and a short ``reason``
+│   ├── BlockedAddressError    the host resolves to a loopback/private/reserved address
+│   ├── TransientFetchError    worth retrying: 429, 5xx, connect errors, timeouts
+│   └── ResponseTooLargeError  the body is over the size cap
+├── FeedParseError             the bytes yielded no feed entries; carries ``url`` and ``reason``
+└── WarehouseError             a DuckDB problem
+    ├── WarehouseLockedError   another process holds the file lock; names the holder
+    └── QueryError             a ``newsflow sql`` statement was refused or failed
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class FetchError(NewsflowError):
         super().__init__(f"{url}: {message}")
         self.url = url
         self.reason = reason
+        self.detail = message
         self.http_status = http_status
 
 

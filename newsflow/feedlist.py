@@ -36,7 +36,9 @@ def parse_toml(text: str, source: str) -> list[FeedSpec]:
             raise ConfigError(f"{source}: feeds entry {number}: name must be a string")
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise ConfigError(f"{source}: feeds entry {number}: tags must be a list of strings")
-        feeds.append(FeedSpec(checked_url(table["url"], f"{source}: feeds entry {number}"), name, tuple(tags)))
+        feeds.append(
+            FeedSpec(checked_url(table["url"], f"{source}: feeds entry {number}"), name, tuple(tags))
+        )
     return unique(feeds)
 
 
@@ -58,7 +60,9 @@ def parse_opml(content: bytes, source: str) -> list[FeedSpec]:
             if not a.get("xmlUrl") and (a.get("text") or a.get("title"))
         )
         name = outline.get("title") or outline.get("text")
-        feeds.append(FeedSpec(checked_url(url, source), name, tuple(reversed(tags))))
+        categories = tuple(c.strip() for c in (outline.get("category") or "").split(",") if c.strip())
+        tags = tuple(dict.fromkeys((*reversed(tags), *categories)))
+        feeds.append(FeedSpec(checked_url(url, source), name, tags))
     if not feeds:
         raise ConfigError(f"{source}: no outline with an xmlUrl found")
     return unique(feeds)

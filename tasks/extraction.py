@@ -15,6 +15,7 @@ import zstandard
 from lxml import etree
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from trafilatura.settings import Document
 
 from newsflow.records import Article, ContentSource, FetchedPage
 from tasks.dedupe import content_hash
@@ -61,7 +62,7 @@ def extract_html(html: bytes, url: str | None) -> Extraction:
     finally:
         trafilatura_logger.removeHandler(handler)
         trafilatura_logger.propagate = True
-    if document is None or not (document.text or "").strip():
+    if not isinstance(document, Document) or not (document.text or "").strip():
         detail = f": {handler.message}" if handler.message else ""
         return Extraction(None, f"no_main_text{detail}"[:300])
     return Extraction(document, None)

@@ -1,14 +1,17 @@
-"""Feed bytes -> normalised :class:`FeedEntry` records, with feedparser on bytes (never on a URL)."""
+"""Feed bytes -> normalised :class:`FeedEntry` records: RSS/Atom with feedparser on bytes (never on a URL),
+JSON Feed (which feedparser 6.0 does not read) with the json module."""
 
 from __future__ import annotations
 
 import calendar
+import json
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urljoin
 
 import feedparser
 
@@ -19,6 +22,7 @@ from tasks.urls import canonical_url
 # feedparser stops billion-laughs and XXE but not quadratic blow-up (one big entity used many times),
 # and no legitimate feed needs a DTD entity declaration.
 _ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
+JSON_FEED_VERSION = "https://jsonfeed.org/version/"
 
 
 @dataclass(frozen=True)
@@ -39,13 +43,18 @@ def parse_feed(
     now: datetime,
     future_tolerance: timedelta,
 ) -> ParsedFeed:
-    """Parse feed bytes. A malformed feed whose loose parse yields entries is returned with ``bozo`` set.
+    """Parse feed bytes. A malformed feed whose loose parse yields entries is returned with ``bozo`` set;
+    a well-formed feed with no items is returned empty.
 
     Raises:
-        FeedParseError: the bytes declare entities, are empty, are not a feed, or yield no entries.
+        FeedParseError: the bytes are empty, declare XML entities, are not a feed, or are malformed and
+            yield no entries.
     """
     if not content.strip():
         raise FeedParseError(feed_url, "empty", "empty response body")
+    headers = {k.lower(): v for k, v in headers.items()}
+    if _is_json(content, headers.get("content-type", "")):
+        return _parse_json_feed(content, feed_url, now, future_tolerance)
     if _ENTITY_DECLARATION.search(content):
         raise FeedParseError(feed_url, "entity_declaration", "feed declares XML entities; refused")
     response_headers = {"content-location": feed_url}
@@ -53,13 +62,11 @@ def parse_feed(
         response_headers["content-type"] = headers["content-type"]
     parsed = feedparser.parse(content, response_headers=response_headers, sanitize_html=True)
     bozo_reason = _bozo_reason(parsed)
-    entries = tuple(
-        _entry(raw, feed_url, now, future_tolerance) for raw in parsed.get("entries", [])
-    )
+    entries = tuple(_entry(raw, feed_url, now, future_tolerance) for raw in parsed.get("entries", []))
     if not entries:
         if not parsed.get("version"):
             kind = "not_a_feed"
-            detail = "no RSS/Atom/JSON feed found"
+            detail = "no RSS or Atom feed found"
             if bozo_reason:
                 detail += f" ({bozo_reason})"
             raise FeedParseError(feed_url, kind, detail)
@@ -78,14 +85,12 @@ def _bozo_reason(parsed: Any) -> str | None:
 
 def _entry(raw: Any, feed_url: str, now: datetime, tolerance: timedelta) -> FeedEntry:
     # dict.get: FeedParserDict's own lookup maps a missing updated_parsed to published_parsed, with a warning.
-    published = _timestamp(dict.get(raw, "published_parsed"))
-    updated = _timestamp(dict.get(raw, "updated_parsed"))
-    clamped = False
-    limit = now + tolerance
-    if published is not None and published > limit:
-        published, clamped = now, True
-    if updated is not None and updated > limit:
-        updated, clamped = now, True
+    published, updated, clamped = _clamped(
+        _timestamp(dict.get(raw, "published_parsed")),
+        _timestamp(dict.get(raw, "updated_parsed")),
+        now,
+        tolerance,
+    )
     link = raw.get("link")
     return FeedEntry(
         feed_url=feed_url,
@@ -131,3 +136,81 @@ def _timestamp(parsed: time.struct_time | None) -> datetime | None:
         return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
     except (OverflowError, ValueError, OSError):
         return None
+
+
+def _clamped(
+    published: datetime | None, updated: datetime | None, now: datetime, tolerance: timedelta
+) -> tuple[datetime | None, datetime | None, bool]:
+    """Dates further in the future than ``tolerance`` become ``now``; the flag says it happened."""
+    limit = now + tolerance
+    clamped = False
+    if published is not None and published > limit:
+        published, clamped = now, True
+    if updated is not None and updated > limit:
+        updated, clamped = now, True
+    return published, updated, clamped
+
+
+def _is_json(content: bytes, content_type: str) -> bool:
+    return "json" in content_type.lower() or content.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
+
+
+def _parse_json_feed(content: bytes, feed_url: str, now: datetime, tolerance: timedelta) -> ParsedFeed:
+    """A JSON Feed (https://jsonfeed.org/version/1 and 1.1)."""
+    try:
+        document = json.loads(content.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FeedParseError(feed_url, "malformed", f"invalid JSON: {exc}") from exc
+    if not isinstance(document, dict) or not str(document.get("version", "")).startswith(JSON_FEED_VERSION):
+        raise FeedParseError(
+            feed_url, "not_a_feed", "JSON document is not a JSON Feed (no jsonfeed.org version)"
+        )
+    items = document.get("items")
+    if not isinstance(items, list):
+        raise FeedParseError(feed_url, "malformed", "JSON Feed without an items list")
+    feed_authors = _json_authors(document)
+    entries = tuple(
+        _json_entry(item, feed_url, feed_authors, now, tolerance) for item in items if isinstance(item, dict)
+    )
+    return ParsedFeed(entries, _text(document.get("title")), False, None)
+
+
+def _json_entry(
+    item: dict[str, Any], feed_url: str, feed_authors: tuple[str, ...], now: datetime, tolerance: timedelta
+) -> FeedEntry:
+    published, updated, clamped = _clamped(
+        _iso_timestamp(item.get("date_published")), _iso_timestamp(item.get("date_modified")), now, tolerance
+    )
+    link = _text(item.get("url"))
+    link = urljoin(feed_url, link) if link else None
+    raw_tags = item.get("tags")
+    return FeedEntry(
+        feed_url=feed_url,
+        guid=_text(str(item["id"])) if item.get("id") is not None else None,
+        link=link if canonical_url(link) else None,
+        title=_text(item.get("title")),
+        summary=_text(item.get("summary")),
+        content=_text(item.get("content_html")) or _text(item.get("content_text")),
+        authors=_json_authors(item) or feed_authors,
+        tags=tuple(t for t in raw_tags if isinstance(t, str)) if isinstance(raw_tags, list) else (),
+        published_at=published,
+        updated_at=updated,
+        date_clamped=clamped,
+    )
+
+
+def _json_authors(node: dict[str, Any]) -> tuple[str, ...]:
+    authors = node.get("authors")
+    if not isinstance(authors, list):
+        authors = [node["author"]] if isinstance(node.get("author"), dict) else []
+    return tuple(a["name"].strip() for a in authors if isinstance(a, dict) and _text(a.get("name")))
+
+
+def _iso_timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)

@@ -18,22 +18,37 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
 def fetch_page(planned: PlannedEntry, fetcher: Fetcher) -> FetchedPage:
-    """Fetch one article page; failures come back as a FetchedPage with ``error_kind`` set."""
-    if not planned.fetch or planned.url is None:
+    """Fetch one article page; failures come back as a FetchedPage with ``error_kind`` set.
+
+    The link is fetched as the feed gave it: the canonical form is an identity key, and normalising a
+    URL (percent-encoding, dropped parameters) can change what a server returns.
+    """
+    link = planned.entry.link
+    if not planned.fetch or planned.url is None or link is None:
         return FetchedPage(planned, error_kind=planned.skip_reason or "no_link")
-    refusal = fetcher.robots_refusal(planned.url)
+    refusal = fetcher.robots_refusal(link)
     if refusal is not None:
-        return FetchedPage(planned, error_kind=refusal, error_message=f"{planned.url}: {refusal}")
+        return FetchedPage(planned, error_kind=refusal, error_message=f"{link}: {refusal}")
     try:
         response = fetcher.get(
-            planned.url, max_bytes=fetcher.settings.max_page_bytes, headers={"Accept": PAGE_ACCEPT}
+            link, max_bytes=fetcher.settings.max_page_bytes, headers={"Accept": PAGE_ACCEPT}
         )
     except FetchError as exc:
-        return FetchedPage(planned, http_status=exc.http_status, fetched_at=utcnow(),
-                           error_kind=exc.reason, error_message=str(exc))
+        return FetchedPage(
+            planned,
+            http_status=exc.http_status,
+            fetched_at=utcnow(),
+            error_kind=exc.reason,
+            error_message=str(exc),
+        )
     content_type = response.content_type.split(";")[0].strip().lower()
-    page = FetchedPage(planned, final_url=response.url, http_status=response.status,
-                       content_type=content_type or None, fetched_at=utcnow())
+    page = FetchedPage(
+        planned,
+        final_url=response.url,
+        http_status=response.status,
+        content_type=content_type or None,
+        fetched_at=utcnow(),
+    )
     if response.status != 200:
         return _failed(page, f"http_{response.status}", f"{planned.url}: HTTP {response.status}")
     if content_type and content_type not in HTML_TYPES:
@@ -50,8 +65,9 @@ def fetch_page_safely(planned: PlannedEntry, fetcher: Fetcher) -> FetchedPage:
     try:
         return fetch_page(planned, fetcher)
     except Exception as exc:  # noqa: BLE001 - one bad page must not fail its batch
-        return FetchedPage(planned, error_kind="internal_error",
-                           error_message=f"{planned.url}: {type(exc).__name__}: {exc}")
+        return FetchedPage(
+            planned, error_kind="internal_error", error_message=f"{planned.url}: {type(exc).__name__}: {exc}"
+        )
 
 
 @task(name="fetch-pages", cache_policy=NO_CACHE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -54,7 +55,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if re.fullmatch(r"[0-9]+", value):
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -115,9 +116,7 @@ class Fetcher:
     def close(self) -> None:
         self._client.close()
 
-    def get(
-        self, url: str, *, max_bytes: int, headers: Mapping[str, str] | None = None
-    ) -> Response:
+    def get(self, url: str, *, max_bytes: int, headers: Mapping[str, str] | None = None) -> Response:
         """GET ``url`` following redirects, retrying transient failures with backoff.
 
         Returns any final response (2xx, 304, 4xx): the caller decides what a status means.
@@ -183,15 +182,13 @@ class Fetcher:
         return exc.retry_after is None or exc.retry_after <= self.settings.max_retry_after
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
-        backoff = self.settings.retry_backoff * (2 ** (state.attempt_number - 1))
+        backoff = float(self.settings.retry_backoff * (2 ** (state.attempt_number - 1)))
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, TransientFetchError) and exc.retry_after is not None:
-            return max(backoff, exc.retry_after)
+            return max(backoff, float(exc.retry_after))
         return backoff
 
-    def _get_following_redirects(
-        self, url: str, max_bytes: int, headers: Mapping[str, str]
-    ) -> Response:
+    def _get_following_redirects(self, url: str, max_bytes: int, headers: Mapping[str, str]) -> Response:
         deadline = time.monotonic() + self.settings.total_timeout
         seen = {url}
         current = url
@@ -206,13 +203,9 @@ class Fetcher:
                 raise FetchError(url, "redirect_loop", f"redirect loop at {target}")
             seen.add(target)
             current = target
-        raise FetchError(
-            url, "too_many_redirects", f"more than {self.settings.max_redirects} redirects"
-        )
+        raise FetchError(url, "too_many_redirects", f"more than {self.settings.max_redirects} redirects")
 
-    def _get_once(
-        self, url: str, max_bytes: int, headers: Mapping[str, str], deadline: float
-    ) -> Response:
+    def _get_once(self, url: str, max_bytes: int, headers: Mapping[str, str], deadline: float) -> Response:
         scheme = urlsplit(url).scheme
         if scheme not in ("http", "https"):
             raise FetchError(url, "bad_url", f"unsupported URL scheme {scheme!r}")
@@ -223,7 +216,9 @@ class Fetcher:
                     declared = stream.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > max_bytes:
                         raise ResponseTooLargeError(
-                            url, "too_large", f"declared {declared} bytes, over the {max_bytes} cap",
+                            url,
+                            "too_large",
+                            f"declared {declared} bytes, over the {max_bytes} cap",
                             http_status=stream.status_code,
                         )
                     body = self._read_capped(stream, url, max_bytes, deadline)
@@ -234,8 +229,11 @@ class Fetcher:
                         content=body,
                         elapsed=time.monotonic() - started,
                     )
-        except BlockedAddressError as exc:
-            raise BlockedAddressError(url, exc.reason, str(exc)) from exc
+        except (BlockedAddressError, TransientFetchError) as exc:
+            if exc.url == url:
+                raise
+            # Raised by the network backend, which knows only the host: name the URL.
+            raise type(exc)(url, exc.reason, exc.detail) from exc
         except httpx.TimeoutException as exc:
             raise TransientFetchError(url, "timeout", f"timed out ({type(exc).__name__})") from exc
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
@@ -245,16 +243,16 @@ class Fetcher:
         except httpx.HTTPError as exc:
             raise FetchError(url, "http_error", f"{type(exc).__name__}: {exc}") from exc
 
-    def _read_capped(
-        self, stream: httpx.Response, url: str, max_bytes: int, deadline: float
-    ) -> bytes:
+    def _read_capped(self, stream: httpx.Response, url: str, max_bytes: int, deadline: float) -> bytes:
         chunks: list[bytes] = []
         size = 0
         for chunk in stream.iter_bytes():
             size += len(chunk)
             if size > max_bytes:
                 raise ResponseTooLargeError(
-                    url, "too_large", f"body over the {max_bytes}-byte cap (after decompression)",
+                    url,
+                    "too_large",
+                    f"body over the {max_bytes}-byte cap (after decompression)",
                     http_status=stream.status_code,
                 )
             if time.monotonic() > deadline:

@@ -12,18 +12,29 @@ from collections.abc import Iterable
 
 import httpcore
 import httpx
+from httpcore._backends.base import SOCKET_OPTION
 from httpcore._backends.sync import SyncBackend, SyncStream
 
-from newsflow.errors import BlockedAddressError
+from newsflow.errors import BlockedAddressError, TransientFetchError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def is_public_address(ip: IPAddress) -> bool:
-    """True for a globally routable unicast address (not loopback, private, link-local, reserved, multicast)."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    """True for a globally routable unicast address: not loopback, private, link-local, reserved..."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or _nat64_embedded(ip)
+        if embedded is not None:
+            return is_public_address(embedded)
     return ip.is_global and not ip.is_multicast
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _nat64_embedded(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address inside a NAT64 well-known-prefix address, which reaches that IPv4 host."""
+    return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in _NAT64 else None
 
 
 class GuardedBackend(SyncBackend):
@@ -38,12 +49,12 @@ class GuardedBackend(SyncBackend):
         port: int,
         timeout: float | None = None,
         local_address: str | None = None,
-        socket_options: Iterable[tuple[int, int, int | bytes] | tuple[int, int, None, int]] | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+            raise TransientFetchError(host, "dns_error", f"cannot resolve {host}: {exc}") from exc
         last_error: Exception | None = None
         for family, _, _, _, sockaddr in infos:
             ip = ipaddress.ip_address(sockaddr[0])

@@ -40,8 +40,11 @@ def poll(feed: FeedState, fetcher: Fetcher) -> PollResult:
     except FetchError as exc:
         retry_after = exc.retry_after if isinstance(exc, TransientFetchError) else None
         return outcome(
-            PollStatus.ERROR, http_status=exc.http_status, error_kind=exc.reason,
-            error_message=str(exc), retry_after=retry_after,
+            PollStatus.ERROR,
+            http_status=exc.http_status,
+            error_kind=exc.reason,
+            error_message=str(exc),
+            retry_after=retry_after,
         )
     # Validators are saved from every response that carries them, 304 included.
     validators = {
@@ -52,23 +55,36 @@ def poll(feed: FeedState, fetcher: Fetcher) -> PollResult:
         return outcome(PollStatus.NOT_MODIFIED, http_status=304, **validators)
     if response.status >= 400 or response.status < 200:
         return outcome(
-            PollStatus.ERROR, http_status=response.status, error_kind=f"http_{response.status}",
+            PollStatus.ERROR,
+            http_status=response.status,
+            error_kind=f"http_{response.status}",
             error_message=f"{feed.url}: HTTP {response.status}",
         )
     try:
         parsed = parse_feed(
-            response.content, feed_url=feed.url, headers=response.headers, now=started_at,
+            response.content,
+            feed_url=feed.url,
+            headers=response.headers,
+            now=started_at,
             future_tolerance=timedelta(seconds=settings.future_tolerance),
         )
     except FeedParseError as exc:
         return outcome(
-            PollStatus.ERROR, http_status=response.status, error_kind=exc.reason,
-            error_message=str(exc), bytes_received=len(response.content),
+            PollStatus.ERROR,
+            http_status=response.status,
+            error_kind=exc.reason,
+            error_message=str(exc),
+            bytes_received=len(response.content),
         )
     return outcome(
-        PollStatus.OK, http_status=response.status, entries=parsed.entries, bozo=parsed.bozo,
-        bozo_reason=parsed.bozo_reason, feed_title=parsed.title,
-        bytes_received=len(response.content), **validators,
+        PollStatus.OK,
+        http_status=response.status,
+        entries=parsed.entries,
+        bozo=parsed.bozo,
+        bozo_reason=parsed.bozo_reason,
+        feed_title=parsed.title,
+        bytes_received=len(response.content),
+        **validators,
     )
 
 

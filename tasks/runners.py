@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from prefect.context import FlowRunContext
 from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
@@ -21,7 +22,7 @@ def warm_up_worker() -> None:
     py3langid.classify("warm up the language model")
 
 
-def extraction_runner(settings: Settings) -> TaskRunner:  # type: ignore[type-arg]
+def extraction_runner(settings: Settings) -> TaskRunner[Any]:
     """The task runner named by ``settings.extraction_runner``.
 
     ``process``: a pool of ``extraction_workers`` local processes (the default; threads are slower than
@@ -30,9 +31,7 @@ def extraction_runner(settings: Settings) -> TaskRunner:  # type: ignore[type-ar
     """
     spec = settings.extraction_runner
     if spec == "process":
-        return ProcessPoolTaskRunner(
-            max_workers=settings.extraction_workers, initializer=warm_up_worker
-        )
+        return ProcessPoolTaskRunner(max_workers=settings.extraction_workers, initializer=warm_up_worker)
     if spec == "dask" or spec.startswith("dask://"):
         try:
             from prefect_dask import DaskTaskRunner
@@ -40,14 +39,15 @@ def extraction_runner(settings: Settings) -> TaskRunner:  # type: ignore[type-ar
             raise ConfigError(
                 f"extraction runner {spec!r} needs prefect-dask: pip install 'newsflow[dask]'"
             ) from exc
+        runner: TaskRunner[Any]
         if spec == "dask":
-            return DaskTaskRunner(  # type: ignore[no-any-return]
+            runner = DaskTaskRunner(
                 cluster_kwargs={"n_workers": settings.extraction_workers, "threads_per_worker": 1}
             )
-        return DaskTaskRunner(address="tcp://" + spec.removeprefix("dask://"))  # type: ignore[no-any-return]
-    raise ConfigError(
-        f"unknown extraction runner {spec!r}: use 'process', 'dask' or 'dask://HOST:PORT'"
-    )
+        else:
+            runner = DaskTaskRunner(address="tcp://" + spec.removeprefix("dask://"))
+        return runner
+    raise ConfigError(f"unknown extraction runner {spec!r}: use 'process', 'dask' or 'dask://HOST:PORT'")
 
 
 @contextmanager

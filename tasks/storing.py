@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 from prefect import task
@@ -129,5 +128,3 @@ def finish_run(
 def feeds_with_status(polls: Iterable[PollResult], status: PollStatus) -> list[str]:
     """URLs of the polls that ended with ``status``."""
     return [p.feed_url for p in polls if p.status is status]
-
-

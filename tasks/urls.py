@@ -1,4 +1,4 @@
-"""URL canonicalisation: lowercased scheme and host, default port, tracking parameters and fragment removed."""
+"""URL canonicalisation: lowercased scheme and host, no default port, tracking parameters or fragment."""
 
 from __future__ import annotations
 

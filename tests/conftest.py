@@ -64,10 +64,12 @@ def start_site(mounts: dict[str, Path]) -> tuple[subprocess.Popen[str], str]:
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSite]:
-    """One loopback server per session: ``/site`` is a writable folder tests put feeds in, ``/pages``
+    """One loopback server per session: ``/site`` is a writable folder tests put feeds in (its ``_root``
+    subfolder is served at ``/``, for robots.txt), ``/pages``
     serves the scrapinghub benchmark pages (gzip-encoded), ``/feeds-*`` the shared feed collections."""
     root = tmp_path_factory.mktemp("site")
-    mounts = {"/site": root}
+    (root / "_root").mkdir()
+    mounts = {"/site": root, "/": root / "_root"}
     if SHARED_DATA.exists():
         mounts["/pages"] = SCRAPINGHUB / "html"
         for name in ("feedjira-sample-feeds", "rss-parser-test-input", "node-feedparser-test-feeds"):
@@ -100,5 +102,11 @@ def settings(db: Path) -> object:
     """Settings for tests: a tmp warehouse, loopback allowed, fast retries."""
     from newsflow.settings import load_settings
 
-    return load_settings(db=db, allow_private_networks=True, retry_backoff=0.05, read_timeout=2.0,
-                         total_timeout=5.0, connect_timeout=2.0)
+    return load_settings(
+        db=db,
+        allow_private_networks=True,
+        retry_backoff=0.05,
+        read_timeout=2.0,
+        total_timeout=5.0,
+        connect_timeout=2.0,
+    )

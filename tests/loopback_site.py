@@ -15,6 +15,7 @@ prints ``http://127.0.0.1:PORT`` on its first line once it listens. It serves:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import mimetypes
@@ -25,8 +26,14 @@ from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-CONTENT_TYPES = {".xml": "application/xml", ".rss": "application/rss+xml", ".atom": "application/atom+xml",
-                 ".html": "text/html; charset=utf-8", ".json": "application/json", ".txt": "text/plain"}
+CONTENT_TYPES = {
+    ".xml": "application/xml",
+    ".rss": "application/rss+xml",
+    ".atom": "application/atom+xml",
+    ".html": "text/html; charset=utf-8",
+    ".json": "application/json",
+    ".txt": "text/plain",
+}
 
 
 class Site:
@@ -36,9 +43,11 @@ class Site:
         self.lock = threading.Lock()
 
     def resolve(self, path: str) -> tuple[Path, bool] | None:
-        for prefix, root in self.mounts.items():
-            if path.startswith(prefix + "/"):
-                rel = path[len(prefix) + 1 :]
+        # Longest prefix first, so a "/" mount is the fallback for everything else.
+        for prefix, root in sorted(self.mounts.items(), key=lambda m: -len(m[0])):
+            base = prefix.rstrip("/") + "/"
+            if path.startswith(base):
+                rel = path[len(base) :]
                 if ".." in rel.split("/"):
                     return None
                 plain = root / rel
@@ -65,20 +74,28 @@ class Handler(BaseHTTPRequestHandler):
     def _record(self, status: int) -> None:
         conditional = "If-None-Match" in self.headers or "If-Modified-Since" in self.headers
         with self.site.lock:
-            self.site.log.append({"method": self.command, "path": self.path, "status": status,
-                                  "conditional": conditional, "user_agent": self.headers.get("User-Agent")})
+            self.site.log.append(
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "status": status,
+                    "conditional": conditional,
+                    "user_agent": self.headers.get("User-Agent"),
+                }
+            )
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
         self._record(status)
         self.send_response(status)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
+        if status not in (204, 304):
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command != "HEAD" and status not in (204, 304):
             self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         path = self.path.split("?")[0]
         if path == "/_log":
             with self.site.lock:
@@ -103,8 +120,11 @@ class Handler(BaseHTTPRequestHandler):
             return
         if path.startswith("/_sleep/"):
             time.sleep(float(path.rsplit("/", 1)[1]))
-            self._send(200, b"<rss version='2.0'><channel><title>late</title></channel></rss>",
-                       {"Content-Type": "application/rss+xml"})
+            self._send(
+                200,
+                b"<rss version='2.0'><channel><title>late</title></channel></rss>",
+                {"Content-Type": "application/rss+xml"},
+            )
             return
         found = self.site.resolve(path)
         if found is None:
@@ -117,7 +137,8 @@ class Handler(BaseHTTPRequestHandler):
         mtime = int(file.stat().st_mtime)
         headers = {
             "Content-Type": CONTENT_TYPES.get(Path(name).suffix)
-            or mimetypes.guess_type(name)[0] or "application/octet-stream",
+            or mimetypes.guess_type(name)[0]
+            or "application/octet-stream",
             "ETag": etag,
             "Last-Modified": formatdate(mtime, usegmt=True),
         }
@@ -139,22 +160,22 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--mount", action="append", default=[], metavar="/PREFIX=DIR")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
     mounts = {}
     for spec in args.mount:
         prefix, _, folder = spec.partition("=")
-        mounts["/" + prefix.strip("/")] = Path(folder)
+        mounts["/" + prefix.strip("/")] = Path(folder)  # "/" mounts a folder at the root
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     server.site = Site(mounts)  # type: ignore[attr-defined]
     print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

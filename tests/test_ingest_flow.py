@@ -43,12 +43,16 @@ def scenario(site: LoopbackSite, tmp_path_factory: pytest.TempPathFactory) -> di
     for number in range(2):
         chunk = ids[number * PAGES_PER_FEED : (number + 1) * PAGES_PER_FEED]
         items = [
-            Item(f"Story {i}", site.url(f"/pages/{i}.html?utm_source=rss&utm_medium=feed"), guid=f"g-{i}",
-                 description=f"Summary of {i}")
+            Item(
+                f"Story {i}",
+                site.url(f"/pages/{i}.html?utm_source=rss&utm_medium=feed"),
+                guid=f"g-{i}",
+                description=f"Summary of {i}",
+            )
             for i in chunk
         ]
         write_feed(site.root / folder / f"good{number}.xml", f"Good {number}", items)
-    malformed = (site.root / folder / "malformed.xml")
+    malformed = site.root / folder / "malformed.xml"
     malformed.write_text(
         "<?xml version='1.0'?><rss version='2.0'><channel><title>Broken</title>"
         f"<item><title>Only item</title><link>{site.url('/pages/' + ids[0] + '.html')}</link>"
@@ -57,8 +61,16 @@ def scenario(site: LoopbackSite, tmp_path_factory: pytest.TempPathFactory) -> di
     techcrunch = shared("feedjira-sample-feeds/TechCrunch.xml")
     shutil.copy(techcrunch, site.root / folder / "techcrunch.xml")
     not_a_feed = site.root / folder / "page.html"
-    not_a_feed.write_bytes(gzip.decompress((Path(str(techcrunch)).parent.parent /
-                           "scrapinghub-article-extraction-benchmark" / "html" / f"{ids[-1]}.html.gz").read_bytes()))
+    not_a_feed.write_bytes(
+        gzip.decompress(
+            (
+                Path(str(techcrunch)).parent.parent
+                / "scrapinghub-article-extraction-benchmark"
+                / "html"
+                / f"{ids[-1]}.html.gz"
+            ).read_bytes()
+        )
+    )
     feeds = {
         "good0": site.url(f"/site/{folder}/good0.xml"),
         "good1": site.url(f"/site/{folder}/good1.xml"),
@@ -69,14 +81,19 @@ def scenario(site: LoopbackSite, tmp_path_factory: pytest.TempPathFactory) -> di
         "not_a_feed": site.url(f"/site/{folder}/page.html"),
     }
     feeds_file = tmp_path_factory.mktemp("feeds") / "feeds.toml"
-    feeds_file.write_text("".join(f'[[feeds]]\nurl = "{url}"\nname = "{name}"\n\n' for name, url in feeds.items()))
+    feeds_file.write_text(
+        "".join(f'[[feeds]]\nurl = "{url}"\nname = "{name}"\n\n' for name, url in feeds.items())
+    )
     return {"feeds": feeds, "feeds_file": feeds_file, "gold": gold, "ids": ids}
 
 
 @pytest.fixture(scope="module")
 def first_run(
-    scenario: dict[str, Any], site: LoopbackSite, prefect_harness: None,
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: pytest.MonkeyPatch,
+    scenario: dict[str, Any],
+    site: LoopbackSite,
+    prefect_harness: None,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch_module: pytest.MonkeyPatch,
 ) -> dict[str, Any]:
     from flows.ingest import ingest
 
@@ -85,8 +102,13 @@ def first_run(
     monkeypatch_module.setenv("NEWSFLOW_RETRY_BACKOFF", "0.05")
     db = tmp_path_factory.mktemp("wh") / "news.duckdb"
     site.reset_log()
-    summary = ingest(feeds_file=str(scenario["feeds_file"]), db=str(db), allow_private_networks=True,
-                     batch_size=8, extraction_workers=2)
+    summary = ingest(
+        feeds_file=str(scenario["feeds_file"]),
+        db=str(db),
+        allow_private_networks=True,
+        batch_size=8,
+        extraction_workers=2,
+    )
     return {"db": db, "summary": summary, "requests": site.requests()}
 
 
@@ -131,7 +153,9 @@ def test_exact_rows_in_warehouse(first_run: dict[str, Any], scenario: dict[str, 
 
 
 def test_tracking_parameters_are_stripped_from_urls(first_run: dict[str, Any]) -> None:
-    urls = [row[0] for row in query(first_run["db"], "SELECT url FROM articles WHERE content_source = 'page'")]
+    urls = [
+        row[0] for row in query(first_run["db"], "SELECT url FROM articles WHERE content_source = 'page'")
+    ]
     assert urls and all("utm_" not in url for url in urls)
 
 
@@ -143,16 +167,24 @@ def test_extracted_text_matches_gold(first_run: dict[str, Any], scenario: dict[s
 
 
 def test_duplicate_points_at_first_copy(first_run: dict[str, Any], scenario: dict[str, Any]) -> None:
-    rows = query(first_run["db"], """
-        SELECT d.guid, d.dup_reason, o.guid FROM articles d JOIN articles o ON d.duplicate_of = o.article_id""")
+    rows = query(
+        first_run["db"],
+        "SELECT d.guid, d.dup_reason, o.guid FROM articles d JOIN articles o ON d.duplicate_of = o.article_id"
+        " ORDER BY 1",
+    )
     assert rows == [("broken-1", "canonical_url", f"g-{scenario['ids'][0]}")]
 
 
-def test_each_failed_feed_is_recorded_with_its_reason(first_run: dict[str, Any], scenario: dict[str, Any]) -> None:
+def test_each_failed_feed_is_recorded_with_its_reason(
+    first_run: dict[str, Any], scenario: dict[str, Any]
+) -> None:
     feeds = scenario["feeds"]
     polls = dict(query(first_run["db"], "SELECT feed_url, error_kind FROM polls WHERE status = 'error'"))
-    assert polls == {feeds["error500"]: "http_500", feeds["timeout"]: "timeout",
-                     feeds["not_a_feed"]: "not_a_feed"}
+    assert polls == {
+        feeds["error500"]: "http_500",
+        feeds["timeout"]: "timeout",
+        feeds["not_a_feed"]: "not_a_feed",
+    }
     streaks = dict(query(first_run["db"], "SELECT url, error_streak FROM feeds"))
     assert streaks[feeds["error500"]] == 1 and streaks[feeds["good0"]] == 0
 
@@ -161,10 +193,15 @@ def test_raw_html_is_kept_compressed(first_run: dict[str, Any], scenario: dict[s
     import zstandard
 
     page_id = scenario["ids"][3]
-    rows = query(first_run["db"], """
-        SELECT p.html_zstd FROM raw_pages p JOIN articles a USING (article_id) WHERE a.guid = ?""", [f"g-{page_id}"])
-    original = gzip.decompress((shared("scrapinghub-article-extraction-benchmark/html") /
-                                f"{page_id}.html.gz").read_bytes())
+    rows = query(
+        first_run["db"],
+        """
+        SELECT p.html_zstd FROM raw_pages p JOIN articles a USING (article_id) WHERE a.guid = ?""",
+        [f"g-{page_id}"],
+    )
+    original = gzip.decompress(
+        (shared("scrapinghub-article-extraction-benchmark/html") / f"{page_id}.html.gz").read_bytes()
+    )
     assert zstandard.ZstdDecompressor().decompress(rows[0][0]) == original
 
 
@@ -174,8 +211,12 @@ def test_second_run_is_conditional_and_adds_nothing(
     from flows.ingest import ingest
 
     site.reset_log()
-    summary = ingest(feeds_file=str(scenario["feeds_file"]), db=str(first_run["db"]),
-                     allow_private_networks=True, batch_size=8)
+    summary = ingest(
+        feeds_file=str(scenario["feeds_file"]),
+        db=str(first_run["db"]),
+        allow_private_networks=True,
+        batch_size=8,
+    )
     requests = site.requests()
     feed_requests = [r for r in requests if str(r["path"]).endswith(".xml")]
     assert feed_requests and all(r["conditional"] and r["status"] == 304 for r in feed_requests)
@@ -185,7 +226,9 @@ def test_second_run_is_conditional_and_adds_nothing(
     assert query(first_run["db"], "SELECT count(*) FROM articles") == [(41,)]
 
 
-def test_loopback_is_refused_unless_allowed(scenario: dict[str, Any], prefect_harness: None, db: Path) -> None:
+def test_loopback_is_refused_unless_allowed(
+    scenario: dict[str, Any], prefect_harness: None, db: Path
+) -> None:
     from flows.ingest import ingest
 
     summary = ingest(feeds_file=str(scenario["feeds_file"]), db=str(db), allow_private_networks=False)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -29,7 +30,7 @@ def describe_lock_holder(message: str) -> str:
     pid = match["pid"]
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        command = raw.replace(b"\0", b" ").decode(errors="replace").strip()
+        command = " ".join(raw.replace(b"\0", b" ").decode(errors="replace").split())
     except OSError:
         command = match["exe"]
     return f"PID {pid} ({command[:200]})"
@@ -44,7 +45,7 @@ def connect(
     *,
     read_only: bool = False,
     lock_timeout: float = 30.0,
-    config: dict[str, str | bool | int] | None = None,
+    config: dict[str, Any] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Open the warehouse file, retrying while another process holds the lock.
 

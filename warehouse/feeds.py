@@ -77,7 +77,18 @@ def update_feed_states(con: duckdb.DuckDBPyConnection, polls: Iterable[PollResul
             WHERE url = ?
             """,
             [
-                ok, poll.etag, ok, poll.last_modified, poll.feed_title, poll.started_at,
-                ok, poll.started_at, poll.status.value, ok, poll.error_message, ok, poll.feed_url,
+                ok,
+                poll.etag,
+                ok,
+                poll.last_modified,
+                poll.feed_title,
+                poll.started_at,
+                ok,
+                poll.started_at,
+                poll.status.value,
+                ok,
+                poll.error_message,
+                ok,
+                poll.feed_url,
             ],
         )

@@ -13,7 +13,7 @@ from newsflow.errors import QueryError
 from warehouse.connection import connect
 
 #: A read-only connection that also cannot reach files, other databases or extensions.
-SANDBOX: dict[str, str | bool | int] = {
+SANDBOX: dict[str, Any] = {
     "enable_external_access": False,
     "autoload_known_extensions": False,
     "autoinstall_known_extensions": False,

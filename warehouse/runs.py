@@ -56,9 +56,21 @@ def record_polls(
     """One row per poll, with how many of its entries were new."""
     rows = [
         (
-            str(uuid.uuid4()), run_id, p.feed_url, p.started_at, p.duration_ms, p.status.value,
-            p.http_status, p.error_kind, p.error_message, p.bozo, p.bozo_reason, len(p.entries),
-            new_entries.get(p.feed_url, 0), p.bytes_received, p.retry_after,
+            str(uuid.uuid4()),
+            run_id,
+            p.feed_url,
+            p.started_at,
+            p.duration_ms,
+            p.status.value,
+            p.http_status,
+            p.error_kind,
+            p.error_message,
+            p.bozo,
+            p.bozo_reason,
+            len(p.entries),
+            new_entries.get(p.feed_url, 0),
+            p.bytes_received,
+            p.retry_after,
         )
         for p in polls
     ]

@@ -35,7 +35,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     newest_known = max((v for v, _, _ in migrations()), default=0)
     if done and max(done) > newest_known:
         raise WarehouseError(
-            f"warehouse schema version {max(done)} is newer than this newsflow ({newest_known}): upgrade newsflow"
+            f"warehouse schema version {max(done)} is newer than this newsflow's ({newest_known}): "
+            "upgrade newsflow"
         )
     applied = []
     for version, name, sql in migrations():
@@ -45,9 +46,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
         try:
             for statement in _statements(sql):
                 con.execute(statement)
-            con.execute(
-                "INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name]
-            )
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
         except duckdb.Error:
             con.execute("ROLLBACK")
             raise
