@@ -8,11 +8,10 @@ in arrival order, each in its own short transaction.
 
 from __future__ import annotations
 
-import queue
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,31 +19,31 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture, as_completed
+from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows._pipeline import process_articles
 from newsflow.feedlist import default_feeds, load_feed_file
 from newsflow.progress import report
 from newsflow.records import (
     Article,
     ContentSource,
     FeedState,
-    FetchedPage,
-    PlannedEntry,
     PollResult,
     PollStatus,
     StoreOutcome,
 )
 from newsflow.settings import Settings, load_settings
-from tasks.extraction import extract_pages
-from tasks.fetching import fetch_pages
 from tasks.http import close_shared_fetchers, utcnow
-from tasks.polling import poll_feed
+from tasks.polling import poll_feeds
 from tasks.runners import api_shared_with_workers, extraction_runner
-from tasks.storing import finish_run, plan_entries, start_run, store_articles, store_polls
+from tasks.storing import finish_run, plan_entries, start_run, store_polls
 from warehouse import feeds as feeds_table
 from warehouse.connection import writer
+
+#: Feeds polled by one task run (concurrently inside it).
+FEEDS_PER_TASK = 10
 
 
 @dataclass
@@ -122,79 +121,15 @@ def register_feeds(feeds_file: str | None, settings: Settings) -> list[FeedState
 
 
 def poll_all(feeds: Sequence[FeedState], settings: Settings) -> list[PollResult]:
-    """Poll every feed concurrently, one task run per feed, reporting progress as polls finish."""
-    futures = [poll_feed.submit(feed, settings) for feed in feeds]
-    polls = []
-    report("poll feeds", 0, len(futures))
-    for done, future in enumerate(as_completed(futures), start=1):
-        polls.append(future.result())
-        report("poll feeds", done, len(futures))
+    """Poll every feed, a task run per group of feeds, reporting progress as groups finish."""
+    groups = [list(feeds[i : i + FEEDS_PER_TASK]) for i in range(0, len(feeds), FEEDS_PER_TASK)]
+    futures = [poll_feeds.submit(group, settings) for group in groups]
+    polls: list[PollResult] = []
+    report("poll feeds", 0, len(feeds))
+    for future in as_completed(futures):
+        polls.extend(future.result())
+        report("poll feeds", len(polls), len(feeds))
     return sorted(polls, key=lambda p: p.feed_url)
-
-
-def chunked(items: Sequence[PlannedEntry], size: int) -> Iterator[list[PlannedEntry]]:
-    """Consecutive slices of at most ``size`` items."""
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
-
-
-def process_articles(
-    planned: Sequence[PlannedEntry], settings: Settings, run_id: str, counts: IngestCounts
-) -> None:
-    """Fetch -> extract -> store, pipelined per batch: a batch is extracted as soon as it is fetched,
-    and stored as soon as it and every earlier batch are extracted (so "first copy" follows feed order)."""
-    logger = get_run_logger()
-    batches = list(chunked(planned, settings.batch_size))
-    if not batches:
-        return
-    total = len(planned)
-    events: queue.Queue[tuple[str, int, PrefectFuture[Any]]] = queue.Queue()
-
-    def on_done(stage: str, index: int) -> Any:
-        return lambda future: events.put((stage, index, future))
-
-    extracted: dict[int, list[Article] | None] = {}
-    next_to_store = fetched = stored = 0
-    with api_shared_with_workers(), extraction_runner(settings) as runner:
-        for index, batch in enumerate(batches):
-            fetch_pages.submit(batch, settings).add_done_callback(on_done("fetched", index))
-        outstanding = 2 * len(batches)
-        while outstanding:
-            stage, index, future = events.get()
-            outstanding -= 1
-            if stage == "fetched":
-                pages: list[FetchedPage] | None = _result_or_none(future, "fetch", index, logger)
-                if pages is None:
-                    outstanding -= 1  # nothing to extract for this batch
-                    extracted[index] = None
-                else:
-                    fetched += len(pages)
-                    report("fetch pages", fetched, total)
-                    runner.submit(extract_pages, {"pages": pages}).add_done_callback(
-                        on_done("extracted", index)
-                    )
-            else:
-                extracted[index] = _result_or_none(future, "extract", index, logger)
-            while next_to_store in extracted:
-                articles = extracted.pop(next_to_store)
-                if articles is None:
-                    counts.batches_failed += 1
-                else:
-                    outcome = store_articles(articles, settings, run_id)
-                    counts.add_articles(articles, outcome)
-                    stored += len(articles)
-                    report("store articles", stored, total)
-                next_to_store += 1
-
-
-def _result_or_none(future: PrefectFuture[Any], stage: str, index: int, logger: Any) -> Any:
-    """A batch task's result; a failed batch is logged and left for the next run (nothing is stored,
-    so its entries are still new then)."""
-    try:
-        return future.result()
-    except Exception as exc:  # noqa: BLE001 - one bad batch must not fail the run
-        logger.error("%s batch %d failed, its entries will be retried next run: %s", stage, index, exc)
-        return None
 
 
 # I/O-bound tasks (polls, page fetches) share one thread pool; each fetch task fans out further inside.
@@ -254,7 +189,9 @@ def ingest(
             counts.new_entries,
         )
         mark = time.monotonic()
-        process_articles(planned, settings, run_id, counts)
+        if planned:
+            with api_shared_with_workers(), extraction_runner(settings) as runner:
+                process_articles(planned, settings, run_id, counts, runner)
         timings["articles_s"] = round(time.monotonic() - mark, 3)
         status = "completed"
     except Exception as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from prefect import task
@@ -88,7 +89,29 @@ def poll(feed: FeedState, fetcher: Fetcher) -> PollResult:
     )
 
 
-@task(name="poll-feed", cache_policy=NO_CACHE, task_run_name="poll {feed.url}")
-def poll_feed(feed: FeedState, settings: Settings) -> PollResult:
-    """Prefect task: poll one feed (one task run per feed)."""
-    return poll(feed, shared_fetcher(settings))
+def poll_safely(feed: FeedState, fetcher: Fetcher) -> PollResult:
+    """:func:`poll`, with an unexpected error recorded as the feed's outcome instead of raised."""
+    started_at = utcnow()
+    try:
+        return poll(feed, fetcher)
+    except Exception as exc:  # noqa: BLE001 - one bad feed must not fail the others
+        return PollResult(
+            feed.url,
+            PollStatus.ERROR,
+            started_at,
+            0,
+            error_kind="internal_error",
+            error_message=f"{feed.url}: {type(exc).__name__}: {exc}",
+        )
+
+
+@task(name="poll-feeds", cache_policy=NO_CACHE)
+def poll_feeds(feeds: list[FeedState], settings: Settings) -> list[PollResult]:
+    """Prefect task: poll a group of feeds concurrently (per-host limits apply), results in input order.
+
+    Feeds are grouped so that orchestration stays a small share of a run; each feed's outcome is still
+    its own row in the ``polls`` table.
+    """
+    fetcher = shared_fetcher(settings)
+    with ThreadPoolExecutor(max_workers=settings.max_connections, thread_name_prefix="poll") as pool:
+        return list(pool.map(lambda feed: poll_safely(feed, fetcher), feeds))

@@ -1,0 +1,105 @@
+"""The article pipeline shared by flows: fetch -> extract -> store, per batch, bounded and in order.
+
+Not a deployable flow (hence the underscore): ``ingest`` and ``backfill`` both feed it planned entries.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
+
+from prefect import get_run_logger
+from prefect.futures import PrefectFuture
+from prefect.task_runners import TaskRunner
+
+from newsflow.progress import report
+from newsflow.records import Article, FetchedPage, PlannedEntry, StoreOutcome
+from newsflow.settings import Settings
+from tasks.extraction import extract_pages
+from tasks.fetching import fetch_pages
+from tasks.storing import store_articles
+
+#: Fetch batches in flight at once: one saturates the per-host limits; two hide a slow batch's tail.
+FETCH_BATCHES_IN_FLIGHT = 2
+
+
+class ArticleCounter(Protocol):
+    """Whoever keeps the run's totals."""
+
+    batches_failed: int
+
+    def add_articles(self, articles: Sequence[Article], outcome: StoreOutcome) -> None: ...
+
+
+def chunked(items: Sequence[PlannedEntry], size: int) -> Iterator[list[PlannedEntry]]:
+    """Consecutive slices of at most ``size`` items."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def process_articles(
+    planned: Sequence[PlannedEntry],
+    settings: Settings,
+    run_id: str,
+    counts: ArticleCounter,
+    runner: TaskRunner[Any],
+) -> None:
+    """Fetch, extract and store ``planned`` entries in batches of ``settings.batch_size``.
+
+    Batches are fetched in order, at most FETCH_BATCHES_IN_FLIGHT at a time, and no further ahead of the
+    store than twice the extraction workers (memory stays bounded however many entries are new). Each is
+    extracted on ``runner`` as soon as it is fetched and stored as soon as it and all earlier batches are
+    extracted, so the "first copy" of a duplicate follows feed order. A batch whose task fails is logged,
+    counted and left unstored: its entries are still new for the next run.
+    """
+    batches = list(chunked(planned, settings.batch_size))
+    total = len(planned)
+    max_ahead = 2 * settings.extraction_workers + 1
+    events: queue.Queue[tuple[str, int, PrefectFuture[Any]]] = queue.Queue()
+    extracted: dict[int, list[Article] | None] = {}
+    next_fetch = next_store = fetching = fetched = stored = 0
+
+    def notify(stage: str, index: int) -> Callable[[PrefectFuture[Any]], None]:
+        return lambda future: events.put((stage, index, future))
+
+    while next_store < len(batches):
+        while (
+            next_fetch < len(batches)
+            and fetching < FETCH_BATCHES_IN_FLIGHT
+            and next_fetch - next_store < max_ahead
+        ):
+            fetch_pages.submit(batches[next_fetch], settings).add_done_callback(notify("fetched", next_fetch))
+            next_fetch += 1
+            fetching += 1
+        stage, index, future = events.get()
+        if stage == "fetched":
+            fetching -= 1
+            pages: list[FetchedPage] | None = _result_or_none(future, stage, index)
+            if pages is None:
+                extracted[index] = None
+            else:
+                fetched += len(pages)
+                report("fetch pages", fetched, total)
+                runner.submit(extract_pages, {"pages": pages}).add_done_callback(notify("extracted", index))
+        else:
+            extracted[index] = _result_or_none(future, stage, index)
+        while next_store in extracted:
+            articles = extracted.pop(next_store)
+            if articles is None:
+                counts.batches_failed += 1
+            else:
+                counts.add_articles(articles, store_articles(articles, settings, run_id))
+                stored += len(articles)
+                report("store articles", stored, total)
+            next_store += 1
+
+
+def _result_or_none(future: PrefectFuture[Any], stage: str, index: int) -> Any:
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - one bad batch must not fail the run
+        get_run_logger().error(
+            "batch %d failed when %s; its entries stay new and are retried next run: %s", index, stage, exc
+        )
+        return None
