@@ -23,6 +23,8 @@ from tasks.urls import canonical_url, same_site, site_of
 
 #: Shortest text whose language is guessed; shorter guesses are noise.
 MIN_LANGUAGE_CHARS = 40
+#: Characters the language is guessed from: the guess costs time in proportion, and a few paragraphs tell.
+LANGUAGE_SAMPLE_CHARS = 2000
 ZSTD_LEVEL = 3
 
 
@@ -90,7 +92,7 @@ def detect_language(text: str) -> str | None:
     """ISO 639-1 code of the text's language, or None for text too short to tell."""
     if len(text) < MIN_LANGUAGE_CHARS:
         return None
-    language, _ = py3langid.classify(text)
+    language, _ = py3langid.classify(text[:LANGUAGE_SAMPLE_CHARS])
     return str(language)
 
 

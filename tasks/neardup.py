@@ -10,7 +10,7 @@ State is two kinds of rows, so the warehouse can hold it and find candidates by 
 - ``SignatureRow(article_id, signature)``: the signature as little-endian uint32 bytes;
 - ``BandRow(band, bucket, article_id)``: one row per band of each signature.
 
-With 64 bands of 2 rows, a pair with Jaccard 0.4 becomes a candidate with probability 1 - 1e-5, and an
+With 64 bands of 2 rows, a pair with Jaccard 0.35 becomes a candidate with probability 1 - 4e-4, and an
 unrelated pair (Jaccard ~0.01) with probability ~0.6 %; candidates are then checked on the estimate.
 """
 
@@ -33,7 +33,7 @@ NUM_PERM = 128
 BANDS = 64
 ROWS_PER_BAND = NUM_PERM // BANDS
 #: Estimated Jaccard at or above which a candidate is a near-duplicate.
-THRESHOLD = 0.4
+THRESHOLD = 0.35
 #: Texts with fewer words get no signature: teasers and captions collide across articles.
 MIN_WORDS = 30
 DUP_REASON = "near_duplicate"

@@ -1,0 +1,352 @@
+"""Quality of story grouping and near-duplicate detection on the labelled corpora in ../shared/data.
+
+    .venv/bin/python bench/stories_eval.py [--batch-size 50] [--cold]
+
+Streams each corpus through ``tasks.stories`` in publication order (file order where there are no dates),
+in batches, and prints B-cubed and pairwise scores against the gold clusters; the SemEval 2022 pairs are
+scored as same-story decisions. Then edits real articles and reports near-duplicate recall per edit level
+and false duplicates against unrelated articles. Copies nothing into the repo.
+
+Document frequencies are state: by default they are first counted over the corpus' own texts (labels
+unused), as a running warehouse would have counted its history; ``--cold`` starts from nothing instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import os
+import random
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import combinations
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tasks import neardup, stories  # noqa: E402
+from tasks.stories import StoryArticle  # noqa: E402
+
+DATA = Path(os.environ.get("NEWSFLOW_SHARED_DATA", REPO.parent / "shared" / "data"))
+NO_DATE = datetime(2020, 1, 1, 12, tzinfo=UTC)  # one time for corpora without dates: time does not help
+
+
+@dataclass(frozen=True)
+class Labelled:
+    article: StoryArticle
+    gold: str
+
+
+# ---- corpora --------------------------------------------------------------------------------------------
+
+
+def _jsonl(path: Path) -> Iterator[dict[str, object]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            yield json.loads(line)
+
+
+def load_ecb() -> list[Labelled]:
+    """ECB+ dev topics: no titles and no dates (every article gets the same time)."""
+    out = []
+    for doc in _jsonl(DATA / "ecbplus-event-clusters" / "documents.jsonl.gz"):
+        url = str(doc["url"] or "")
+        site = re.sub(r"^https?://(www\.)?", "", url).split("/")[0] or None
+        article = StoryArticle(str(doc["doc_id"]), str(doc["text"]), None, NO_DATE, site)
+        out.append(Labelled(article, str(doc["cluster_id"])))
+    return out
+
+
+def load_basil() -> list[Labelled]:
+    """BASIL dev triplets; some upstream ids are missing ("empty"), so the source path is the id."""
+    out = []
+    for doc in _jsonl(DATA / "basil-news-triplets" / "articles.jsonl.gz"):
+        when = datetime.fromisoformat(str(doc["date"])).replace(hour=12, tzinfo=UTC)
+        article = StoryArticle(str(doc["original_path"]), str(doc["text"]), str(doc["title"]), when, str(doc["source"]))
+        out.append(Labelled(article, str(doc["cluster_id"])))
+    return out
+
+
+def _hint_date(hint: str) -> datetime | None:
+    iso = re.search(r"(\d{4})-(\d{2})-(\d{2})", hint)
+    dmy = re.search(r"(\d{2})\.(\d{2})\.(\d{4})", hint)
+    if iso:
+        return datetime(int(iso[1]), int(iso[2]), int(iso[3]), 12, tzinfo=UTC)
+    if dmy:
+        return datetime(int(dmy[3]), int(dmy[2]), int(dmy[1]), 12, tzinfo=UTC)
+    return None
+
+
+def load_amazon() -> list[Labelled]:
+    """The Amazon-Anthropic story and its distractors; NewsAPI items are description + truncated content,
+    as a feed summary would be; a date given only as a hint is parsed from it."""
+    out = []
+    for item in _jsonl(DATA / "amazon-anthropic-2023-09-25" / "items.jsonl"):
+        raw = item["published_at"]
+        when = datetime.fromisoformat(str(raw).replace("Z", "+00:00")) if raw else _hint_date(str(item["published_hint"]))
+        text = "\n".join(str(p) for p in (item["description"], item["text"]) if p)
+        article = StoryArticle(str(item["item_id"]), text, str(item["title"]), when or NO_DATE, str(item["outlet"]))
+        out.append(Labelled(article, str(item["story_id"])))
+    return out
+
+
+def in_time_order(items: list[Labelled]) -> list[Labelled]:
+    """Publication order; stable, so file order where dates are equal or absent."""
+    return sorted(items, key=lambda x: x.article.published_at)
+
+
+def warm_df(texts: Sequence[StoryArticle]) -> stories.DocumentFrequencies:
+    df = stories.DocumentFrequencies()
+    for article in texts:
+        terms, entities = stories.article_counts(article)
+        df.add(set(terms) | set(entities))
+    return df
+
+
+# ---- metrics --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scores:
+    b3_p: float
+    b3_r: float
+    b3_f: float
+    pair_p: float
+    pair_r: float
+    pair_f: float
+    predicted: int
+    gold: int
+
+
+def _f(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def cluster_scores(pred: Sequence[str], gold: Sequence[str]) -> Scores:
+    pred_size = Counter(pred)
+    gold_size = Counter(gold)
+    both = Counter(zip(pred, gold, strict=True))
+    n = len(pred)
+    b3_p = sum(both[(p, g)] / pred_size[p] for p, g in zip(pred, gold, strict=True)) / n
+    b3_r = sum(both[(p, g)] / gold_size[g] for p, g in zip(pred, gold, strict=True)) / n
+
+    def pairs(sizes: Counter[str] | Counter[tuple[str, str]]) -> int:
+        return sum(k * (k - 1) // 2 for k in sizes.values())
+
+    tp, pp, gp = pairs(both), pairs(pred_size), pairs(gold_size)
+    pair_p = tp / pp if pp else 1.0
+    pair_r = tp / gp if gp else 1.0
+    return Scores(b3_p, b3_r, _f(b3_p, b3_r), pair_p, pair_r, _f(pair_p, pair_r), len(pred_size), len(gold_size))
+
+
+def run_stream(items: list[Labelled], batch_size: int, cold: bool) -> tuple[Scores, list[str], float]:
+    ordered = in_time_order(items)
+    articles = [x.article for x in ordered]
+    grouper = stories.StoryGrouper(df=None if cold else warm_df(articles))
+    assigned: dict[str, str] = {}
+    started = time.perf_counter()
+    for start in range(0, len(articles), batch_size):
+        for decision in grouper.add_batch(articles[start : start + batch_size]):
+            assigned[decision.article_id] = decision.story_id
+    elapsed = time.perf_counter() - started
+    pred = [assigned[a.article_id] for a in articles]
+    return cluster_scores(pred, [x.gold for x in ordered]), pred, elapsed
+
+
+# ---- SemEval pairs --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pair:
+    text1: str
+    text2: str
+    overall: float
+    languages: str
+
+
+def load_semeval() -> list[Pair]:
+    path = DATA / "semeval2022-task8-pairs-hfl-sample" / "training_set.csv.gz"
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    seen: set[str] = set()
+    out = []
+    for row in rows:
+        if row["pair_id"] in seen:
+            continue
+        seen.add(row["pair_id"])
+        out.append(Pair(row["text1"], row["text2"], float(row["Overall"]), f"{row['lang1']}-{row['lang2']}"))
+    return out
+
+
+def same_story(pair: Pair, df: stories.DocumentFrequencies) -> bool:
+    """Would the second article join a story made of the first? (Same grouping code, same config.)"""
+    first = StoryArticle("a", pair.text1, None, NO_DATE, None)
+    second = StoryArticle("b", pair.text2, None, NO_DATE, None)
+    result = stories.assign_batch([first, second], [], df)
+    return result.assignments[1].reason == stories.REASON_JOINED
+
+
+def semeval_rows(pairs: list[Pair], cold: bool) -> list[list[str]]:
+    texts = [StoryArticle(str(i), t, None, NO_DATE, None) for i, p in enumerate(pairs) for t in (p.text1, p.text2)]
+    base = stories.DocumentFrequencies() if cold else warm_df(texts)
+    rows = []
+    for name, keep in (("en-en", lambda p: p.languages == "en-en"), ("all languages", lambda p: True)):
+        chosen = [p for p in pairs if keep(p) and (p.overall <= 2.0 or p.overall >= 3.5)]
+        decided = []
+        for p in chosen:
+            df = stories.DocumentFrequencies(base.n_docs, dict(base.df))
+            decided.append((same_story(p, df), p.overall))
+        for label, cut in (("<=1.5", 1.5), ("<=2.0", 2.0)):
+            gold = [(d, o <= cut) for d, o in decided if o <= cut or o >= 3.5]
+            tp = sum(d and g for d, g in gold)
+            predicted = sum(d for d, _ in gold)
+            positives = sum(g for _, g in gold)
+            p_ = tp / predicted if predicted else 1.0
+            r_ = tp / positives if positives else 1.0
+            rows.append([name, label, str(len(gold)), str(positives), f"{p_:.3f}", f"{r_:.3f}", f"{_f(p_, r_):.3f}"])
+    return rows
+
+
+# ---- near-duplicates ------------------------------------------------------------------------------------
+
+
+def _edit(words: list[str], kind: str, share: float, vocab: list[str], rng: random.Random) -> list[str]:
+    n = max(1, round(len(words) * share))
+    out = list(words)
+    if kind == "replace":
+        for i in rng.sample(range(len(out)), n):
+            out[i] = rng.choice(vocab)
+    elif kind == "delete":
+        for i in sorted(rng.sample(range(len(out)), n), reverse=True):
+            del out[i]
+    elif kind == "insert":
+        for _ in range(n):
+            out.insert(rng.randrange(len(out) + 1), rng.choice(vocab))
+    return out
+
+
+WIRE_LINES = ("WASHINGTON (AP) —", "LONDON, Sept 25 (Reuters) -", "(CNN) --", "NEW YORK (Bloomberg) --")
+
+
+def edited_copies(originals: list[StoryArticle], seed: int = 7) -> dict[str, list[tuple[str, str]]]:
+    """Edit kind -> (original id, edited text) for every original."""
+    rng = random.Random(seed)
+    vocab = [w for a in originals for w in a.text.split()]
+    out: dict[str, list[tuple[str, str]]] = {}
+    for share in (0.02, 0.05, 0.10, 0.20):
+        for kind in ("insert", "delete", "replace"):
+            key = f"{kind} {share:.0%}"
+            out[key] = [(a.article_id, " ".join(_edit(a.text.split(), kind, share, vocab, rng))) for a in originals]
+    for keep in (0.8, 0.5):
+        out[f"truncate to {keep:.0%}"] = [
+            (a.article_id, " ".join(a.text.split()[: round(len(a.text.split()) * keep)])) for a in originals
+        ]
+    out["prepend wire line"] = [(a.article_id, f"{rng.choice(WIRE_LINES)} {a.text}") for a in originals]
+    out["wire line + replace 5%"] = [
+        (a.article_id, f"{rng.choice(WIRE_LINES)} " + " ".join(_edit(a.text.split(), "replace", 0.05, vocab, rng)))
+        for a in originals
+    ]
+    return out
+
+
+def neardup_rows(originals: list[StoryArticle], unrelated: list[StoryArticle]) -> tuple[list[list[str]], list[str]]:
+    stored = neardup.find_near_duplicates([(a.article_id, a.text) for a in originals], [])
+    notes = [
+        f"originals: {len(stored.signatures)} of {len(originals)} long enough for a signature "
+        f"(>= {neardup.MIN_WORDS} words; shorter ones are left to the exact content hash); "
+        f"marked as copies of each other: {len(stored.marks)}"
+    ]
+    candidates = [neardup.StoredSignature(r.article_id, r.signature) for r in stored.signatures]
+    signed = {r.article_id for r in stored.signatures}
+    rows = []
+    for kind, every in edited_copies(originals).items():
+        copies = [(orig, text) for orig, text in every if orig in signed]
+        batch = [(f"copy-{i}", text) for i, (_, text) in enumerate(copies)]
+        marks = neardup.find_near_duplicates(batch, candidates).marks
+        hits = sum(1 for i, (orig, _) in enumerate(copies) if marks.get(f"copy-{i}", None) and marks[f"copy-{i}"].of == orig)
+        wrong = sum(1 for i, (orig, _) in enumerate(copies) if f"copy-{i}" in marks and marks[f"copy-{i}"].of != orig)
+        scores = [m.score for m in marks.values()]
+        low = f"{min(scores):.3f}" if scores else "-"
+        rows.append([kind, str(len(copies)), f"{hits / len(copies):.3f}", str(wrong), low])
+    unrelated_marks = neardup.find_near_duplicates([(a.article_id, a.text) for a in unrelated], candidates).marks
+    across = sum(1 for m in unrelated_marks.values() if not m.of.startswith("ecb-"))
+    notes.append(
+        f"unrelated articles (ECB+ docs, {len(unrelated)}) marked as copies of an original: {across}; "
+        f"marked among themselves: {len(unrelated_marks) - across}"
+    )
+    return rows, notes
+
+
+# ---- output ---------------------------------------------------------------------------------------------
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+    line = " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    rule = "-+-".join("-" * w for w in widths)
+    body = [" | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join([line, rule, *body])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--cold", action="store_true", help="start document frequencies from nothing")
+    args = parser.parse_args(argv)
+    corpora: list[tuple[str, Callable[[], list[Labelled]], str]] = [
+        ("ECB+ dev", load_ecb, ">= 0.95"),
+        ("BASIL dev", load_basil, ">= 0.97"),
+        ("Amazon-Anthropic", load_amazon, "exact"),
+    ]
+    rows = []
+    amazon_pred: list[str] = []
+    amazon_gold: list[str] = []
+    for name, load, target in corpora:
+        items = load()
+        s, pred, elapsed = run_stream(items, args.batch_size, args.cold)
+        if name == "Amazon-Anthropic":
+            amazon_pred, amazon_gold = pred, [x.gold for x in in_time_order(items)]
+            target = "exact: met" if _exact(amazon_pred, amazon_gold) else "exact: NOT met"
+        rows.append(
+            [name, str(len(items)), f"{s.b3_p:.3f}", f"{s.b3_r:.3f}", f"{s.b3_f:.3f}", f"{s.pair_p:.3f}",
+             f"{s.pair_r:.3f}", f"{s.pair_f:.3f}", f"{s.predicted} / {s.gold}", f"{len(items) / elapsed:.0f}", target]
+        )
+    mode = "cold (empty)" if args.cold else "counted over the corpus texts first"
+    print(f"Story grouping (batch {args.batch_size}, document frequencies: {mode})\n")
+    header = ["corpus", "docs", "B3 P", "B3 R", "B3 F1", "pair P", "pair R", "pair F1", "stories pred / gold",
+              "docs/s", "target"]
+    print(table(header, rows))
+    print("\nSemEval 2022 task 8 pairs (same story = Overall <= cut; different = Overall >= 3.5)\n")
+    print(table(["pairs", "same if", "n", "same", "precision", "recall", "F1"], semeval_rows(load_semeval(), args.cold)))
+    basil = [x.article for x in load_basil()]
+    ecb = [replace_id(x.article, "ecb-") for x in load_ecb()]
+    nd_rows, notes = neardup_rows(basil, ecb)
+    print(f"\nNear-duplicates: edited copies of the {len(basil)} BASIL articles vs the originals "
+          f"(threshold {neardup.THRESHOLD})\n")
+    print(table(["edit", "copies", "recall", "wrong original", "lowest score"], nd_rows))
+    for note in notes:
+        print(note)
+    return 0
+
+
+def _exact(pred: list[str], gold: list[str]) -> bool:
+    return sorted(Counter(pred).values()) == sorted(Counter(gold).values()) and all(
+        (p1 == p2) == (g1 == g2) for (p1, g1), (p2, g2) in combinations(zip(pred, gold, strict=True), 2)
+    )
+
+
+def replace_id(article: StoryArticle, prefix: str) -> StoryArticle:
+    return StoryArticle(prefix + article.article_id, article.text, article.title, article.published_at, article.site)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
