@@ -6,11 +6,16 @@ Not a deployable flow (hence the underscore): ``ingest`` and ``backfill`` both f
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable, Iterator, Sequence
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from prefect import get_run_logger
 from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner
 
 from newsflow.progress import report
@@ -18,7 +23,8 @@ from newsflow.records import Article, FetchedPage, PlannedEntry, StoreOutcome
 from newsflow.settings import Settings
 from tasks.extraction import extract_pages
 from tasks.fetching import fetch_pages
-from tasks.storing import store_articles
+from tasks.http import close_shared_fetchers
+from tasks.storing import finish_run, start_run, store_articles
 
 #: Fetch batches in flight at once: one saturates the per-host limits; two hide a slow batch's tail.
 FETCH_BATCHES_IN_FLIGHT = 2
@@ -103,3 +109,50 @@ def _result_or_none(future: PrefectFuture[Any], stage: str, index: int) -> Any:
             "batch %d failed when %s; its entries stay new and are retried next run: %s", index, stage, exc
         )
         return None
+
+
+@dataclass
+class TrackedRun:
+    """A flow run's row in the ``runs`` table while it runs: its id, stage timings and final status."""
+
+    run_id: str
+    status: str = "running"
+    timings: dict[str, float] = field(default_factory=dict)
+    _clock: float = field(default_factory=time.monotonic)
+    _lap: float = field(default_factory=time.monotonic)
+
+    def lap(self, name: str) -> None:
+        """Record the seconds since the previous lap (or the start) as ``timings[name]``."""
+        now = time.monotonic()
+        self.timings[name] = round(now - self._lap, 3)
+        self._lap = now
+
+
+class RunCounts(Protocol):
+    """Counts that serialise for the run row."""
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+@contextmanager
+def tracked_run(
+    settings: Settings, flow_name: str, parameters: Mapping[str, Any], counts: RunCounts
+) -> Iterator[TrackedRun]:
+    """Open the run's row, yield it, and close it with status, counts and timings however the body ends.
+
+    Shared HTTP clients are closed at the end too. The run id is the Prefect flow-run id when there is one.
+    """
+    flow_run_id = flow_run.get_id()
+    run = TrackedRun(str(flow_run_id or uuid.uuid4()))
+    start_run(settings, run.run_id, flow_name, flow_run_id, parameters)
+    error = None
+    try:
+        yield run
+        run.status = "completed"
+    except Exception as exc:
+        run.status, error = "failed", f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        close_shared_fetchers()
+        run.timings["total_s"] = round(time.monotonic() - run._clock, 3)
+        finish_run(settings, run.run_id, run.status, counts.as_dict(), run.timings, error)

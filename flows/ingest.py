@@ -8,8 +8,6 @@ in arrival order, each in its own short transaction.
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,10 +18,10 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
-from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows._pipeline import process_articles
+from flows._pipeline import TrackedRun, process_articles, tracked_run
+from newsflow.errors import RunLockedError
 from newsflow.feedlist import default_feeds, load_feed_file
 from newsflow.progress import report
 from newsflow.records import (
@@ -35,12 +33,13 @@ from newsflow.records import (
     StoreOutcome,
 )
 from newsflow.settings import Settings, load_settings
-from tasks.http import close_shared_fetchers, utcnow
+from tasks.http import utcnow
 from tasks.polling import poll_feeds
 from tasks.runners import api_shared_with_workers, extraction_runner
-from tasks.storing import finish_run, plan_entries, start_run, store_polls
+from tasks.storing import plan_entries, store_polls
 from warehouse import feeds as feeds_table
 from warehouse.connection import writer
+from warehouse.lock import run_lock
 
 #: Feeds polled by one task run (concurrently inside it).
 FEEDS_PER_TASK = 10
@@ -105,19 +104,19 @@ class IngestCounts:
 
 
 @task(name="register-feeds", cache_policy=NO_CACHE)
-def register_feeds(feeds_file: str | None, settings: Settings) -> list[FeedState]:
+def register_feeds(feeds_file: str | None, settings: Settings, due_only: bool = False) -> list[FeedState]:
     """Feeds to poll: those of ``feeds_file`` (registered first), else every registered feed; an empty
-    registry is seeded with the default list."""
+    registry is seeded with the default list. Paused feeds are left out, and with ``due_only`` so are
+    feeds whose next poll time has not come."""
     specs = load_feed_file(Path(feeds_file)) if feeds_file else None
+    due_at = utcnow() if due_only else None
     with writer(settings.db, settings.lock_timeout) as con:
         if specs is not None:
             feeds_table.add_feeds(con, specs, utcnow())
-            return feeds_table.feed_states(con, [s.url for s in specs])
-        states = feeds_table.feed_states(con)
-        if not states and not feeds_table.list_feeds(con):
+            return feeds_table.feed_states(con, [s.url for s in specs], due_at)
+        if not feeds_table.list_feeds(con):
             feeds_table.add_feeds(con, default_feeds(), utcnow())
-            states = feeds_table.feed_states(con)
-        return states
+        return feeds_table.feed_states(con, due_at=due_at)
 
 
 def poll_all(feeds: Sequence[FeedState], settings: Settings) -> list[PollResult]:
@@ -141,6 +140,7 @@ def ingest(
     feeds_file: str | None = None,
     db: str | None = None,
     allow_private_networks: bool | None = None,
+    due_only: bool = False,
     batch_size: int | None = None,
     extraction_workers: int | None = None,
     extraction_runner_spec: str | None = None,
@@ -151,12 +151,14 @@ def ingest(
         feeds_file: a TOML or OPML feed list to register and poll; default: every registered feed.
         db: the warehouse file; default ``NEWSFLOW_DB`` or ``~/.local/share/newsflow/newsflow.duckdb``.
         allow_private_networks: fetch from loopback/private addresses (tests, intranets).
+        due_only: poll only feeds whose next poll time has come (what scheduled runs do).
         batch_size: articles per fetch/extract/store batch.
         extraction_workers: extraction processes.
         extraction_runner_spec: ``process``, ``dask`` or ``dask://HOST:PORT``.
 
     Returns:
-        The run's counts (also stored in the ``runs`` table and shown as a table artifact).
+        The run's counts (also stored in the ``runs`` table and shown as a table artifact). When another
+        ingest holds the warehouse's run lock, nothing is done and ``status`` is ``skipped``.
     """
     settings = load_settings(
         db=Path(db) if db else None,
@@ -166,54 +168,52 @@ def ingest(
         extraction_runner=extraction_runner_spec,
     )
     logger = get_run_logger()
-    run_id = str(flow_run.get_id() or uuid.uuid4())
     counts = IngestCounts()
-    timings: dict[str, float] = {}
-    clock = time.monotonic()
-    feeds = register_feeds(feeds_file, settings)
-    start_run(settings, run_id, "ingest", flow_run.get_id(), _public_parameters(feeds_file, settings))
-    status, error = "failed", None
     try:
-        polls = poll_all(feeds, settings)
-        counts.add_polls(polls)
-        timings["poll_s"] = round(time.monotonic() - clock, 3)
-        planned = plan_entries(polls, settings)
-        counts.new_entries = len(planned)
-        store_polls(polls, Counter(p.entry.feed_url for p in planned), settings, run_id)
-        logger.info(
-            "%d feeds polled (%d not modified, %d failed); %d entries, %d new",
-            counts.feeds_polled,
-            counts.feeds_not_modified,
-            counts.feeds_failed,
-            counts.entries_seen,
-            counts.new_entries,
-        )
-        mark = time.monotonic()
-        if planned:
-            with api_shared_with_workers(), extraction_runner(settings) as runner:
-                process_articles(planned, settings, run_id, counts, runner)
-        timings["articles_s"] = round(time.monotonic() - mark, 3)
-        status = "completed"
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        close_shared_fetchers()
-        timings["total_s"] = round(time.monotonic() - clock, 3)
-        finish_run(settings, run_id, status, counts.as_dict(), timings, error)
-    summary = {"run_id": run_id, **counts.as_dict(), "timings": timings}
+        with run_lock(settings.db, "ingest", settings.run_lock_wait):
+            feeds = register_feeds(feeds_file, settings, due_only)
+            parameters = _public_parameters(feeds_file, due_only, settings)
+            with tracked_run(settings, "ingest", parameters, counts) as run:
+                ingest_feeds(feeds, settings, run, counts)
+    except RunLockedError as exc:
+        logger.warning("skipping this ingest: %s", exc)
+        return {"run_id": None, "status": "skipped", "reason": str(exc), **counts.as_dict(), "timings": {}}
+    summary = {"run_id": run.run_id, "status": run.status, **counts.as_dict(), "timings": run.timings}
     create_table_artifact(
         key="ingest-summary",
         table=[{"metric": k, "value": str(v)} for k, v in summary.items()],
-        description=f"newsflow ingest {run_id}: {counts.articles_stored} articles stored",
+        description=f"newsflow ingest {run.run_id}: {counts.articles_stored} articles stored",
     )
     logger.info("ingest done: %s", summary)
     return summary
 
 
-def _public_parameters(feeds_file: str | None, settings: Settings) -> dict[str, Any]:
+def ingest_feeds(feeds: list[FeedState], settings: Settings, run: TrackedRun, counts: IngestCounts) -> None:
+    """Poll ``feeds``, record the polls and schedule the next ones, then run the article pipeline."""
+    polls = poll_all(feeds, settings)
+    counts.add_polls(polls)
+    run.lap("poll_s")
+    planned = plan_entries(polls, settings)
+    counts.new_entries = len(planned)
+    store_polls(polls, feeds, Counter(p.entry.feed_url for p in planned), settings, run.run_id)
+    get_run_logger().info(
+        "%d feeds polled (%d not modified, %d failed); %d entries, %d new",
+        counts.feeds_polled,
+        counts.feeds_not_modified,
+        counts.feeds_failed,
+        counts.entries_seen,
+        counts.new_entries,
+    )
+    if planned:
+        with api_shared_with_workers(), extraction_runner(settings) as runner:
+            process_articles(planned, settings, run.run_id, counts, runner)
+    run.lap("articles_s")
+
+
+def _public_parameters(feeds_file: str | None, due_only: bool, settings: Settings) -> dict[str, Any]:
     return {
         "feeds_file": feeds_file,
+        "due_only": due_only,
         "db": str(settings.db),
         "allow_private_networks": settings.allow_private_networks,
         "batch_size": settings.batch_size,

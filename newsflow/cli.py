@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -34,6 +35,18 @@ db_option = click.option(
 )
 
 
+private_networks_option = click.option(
+    "--allow-private-networks",
+    is_flag=True,
+    default=None,
+    help="Fetch from loopback/private addresses (also NEWSFLOW_ALLOW_PRIVATE_NETWORKS=1).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+verbose_option = click.option(
+    "-v", "--verbose", is_flag=True, help="Show Prefect's log lines on the console."
+)
+
+
 @click.group(cls=CleanErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="newsflow")
 def main() -> None:
@@ -50,11 +63,9 @@ def main() -> None:
     "an empty registry starts with the built-in tech-news list].",
 )
 @db_option
+@private_networks_option
 @click.option(
-    "--allow-private-networks",
-    is_flag=True,
-    default=None,
-    help="Fetch from loopback/private addresses (also NEWSFLOW_ALLOW_PRIVATE_NETWORKS=1).",
+    "--due-only", is_flag=True, help="Poll only feeds whose next poll time has come (as scheduled runs do)."
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Articles per batch [100].")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Extraction processes [CPU count].")
@@ -64,23 +75,24 @@ def main() -> None:
     default=None,
     help="Extraction task runner: process (default), dask, or dask://HOST:PORT.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.option("-v", "--verbose", is_flag=True, help="Show Prefect's log lines on the console.")
+@json_option
+@verbose_option
 def ingest(
     feeds_file: str | None,
     db: Path | None,
     allow_private_networks: bool | None,
+    due_only: bool,
     batch_size: int | None,
     workers: int | None,
     runner_spec: str | None,
     as_json: bool,
     verbose: bool,
 ) -> None:
-    """Poll feeds, fetch and extract new articles, store them (one Prefect flow run)."""
-    import json
+    """Poll feeds, fetch and extract new articles, store them (one Prefect flow run).
 
-    if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    If another ingest is running on the same warehouse, this one does nothing and says so.
+    """
+    _quiet_prefect(verbose)
     from newsflow.feedlist import load_feed_file
 
     # Bad input fails here, in one line, before any flow run starts.
@@ -96,11 +108,18 @@ def ingest(
             feeds_file=feeds_file,
             db=str(db) if db else None,
             allow_private_networks=allow_private_networks,
+            due_only=due_only,
             batch_size=batch_size,
             extraction_workers=workers,
             extraction_runner_spec=runner_spec,
         )
     click.echo(json.dumps(summary, indent=2) if as_json else summary_table(summary))
+
+
+def _quiet_prefect(verbose: bool) -> None:
+    """Keep Prefect's INFO lines off the console (they still reach its API and UI) unless asked for."""
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
 
 @main.command()
@@ -173,18 +192,19 @@ def feeds_list(db: Path | None, fmt: str) -> None:
     settings = load_settings(db=db)
     with writer(settings.db, settings.lock_timeout) as con:
         rows = feeds_table.list_feeds(con)
-    columns = [
-        "url",
-        "name",
-        "tags",
-        "last_status",
-        "last_success_at",
-        "error_streak",
-        "next_poll_at",
-        "paused",
-        "last_error",
-    ]
-    click.echo(render_rows(columns, [tuple(r[c] for c in columns) for r in rows], fmt))
+    columns = ["url", "name", "tags", "state", "last_success_at", "error_streak", "poll_interval_s",
+               "next_poll_at", "last_error"]  # fmt: skip
+    table = [tuple(feed_state(r) if c == "state" else r[c] for c in columns) for r in rows]
+    click.echo(render_rows(columns, table, fmt))
+
+
+def feed_state(feed: dict[str, Any]) -> str:
+    """One word (and why, when paused) for where a feed stands."""
+    if feed["paused"]:
+        return f"paused ({feed['paused_reason']})" if feed["paused_reason"] else "paused"
+    if feed["last_status"] is None:
+        return "new"
+    return "failing" if feed["error_streak"] else "ok"
 
 
 @feeds.command("add")
@@ -216,6 +236,22 @@ def feeds_remove(url: str, db: Path | None) -> None:
     if not removed:
         raise NewsflowError(f"not registered: {url} (see `newsflow feeds list`)")
     click.echo(f"removed {url}")
+
+
+@feeds.command("resume")
+@click.argument("url")
+@db_option
+def feeds_resume(url: str, db: Path | None) -> None:
+    """Unpause a feed (paused after repeated failures) and make it due now."""
+    from warehouse import feeds as feeds_table
+    from warehouse.connection import writer
+
+    settings = load_settings(db=db)
+    with writer(settings.db, settings.lock_timeout) as con:
+        resumed = feeds_table.resume_feed(con, url.strip())
+    if not resumed:
+        raise NewsflowError(f"not registered: {url} (see `newsflow feeds list`)")
+    click.echo(f"resumed {url}: it is polled on the next run")
 
 
 @feeds.command("import-opml")

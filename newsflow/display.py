@@ -73,6 +73,8 @@ def progress_bars(enabled: bool) -> Iterator[Any]:
 
 def summary_table(summary: dict[str, Any]) -> str:
     """The end-of-ingest summary a person reads: feeds, entries, articles, reasons counted."""
+    if summary.get("status") == "skipped":
+        return f"skipped: {summary['reason']}"
     lines = [
         f"feeds    polled {summary['feeds_polled']}, new content {summary['feeds_ok']}, "
         f"not modified {summary['feeds_not_modified']}, failed {summary['feeds_failed']}"

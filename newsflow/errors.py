@@ -7,9 +7,10 @@ NewsflowError                  base class; the CLI prints it as one line and exi
 │   ├── TransientFetchError    worth retrying: 429, 5xx, connect errors, timeouts
 │   └── ResponseTooLargeError  the body is over the size cap
 ├── FeedParseError             the bytes yielded no feed entries; carries ``url`` and ``reason``
-└── WarehouseError             a DuckDB problem
-    ├── WarehouseLockedError   another process holds the file lock; names the holder
-    └── QueryError             a ``newsflow sql`` statement was refused or failed
+├── WarehouseError             a DuckDB problem
+│   ├── WarehouseLockedError   another process holds the file lock; names the holder
+│   └── QueryError             a ``newsflow sql`` statement was refused or failed
+└── RunLockedError             another run of the same kind holds the run lock; names it
 """
 
 from __future__ import annotations
@@ -76,3 +77,7 @@ class WarehouseLockedError(WarehouseError):
 
 class QueryError(WarehouseError):
     """A user query was refused or failed."""
+
+
+class RunLockedError(NewsflowError):
+    """Another ingest (or backfill) is running on the same warehouse."""

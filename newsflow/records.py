@@ -35,12 +35,25 @@ class FeedSpec:
 
 @dataclass(frozen=True)
 class FeedState:
-    """A registered feed with the validators of its last successful poll."""
+    """A registered feed with the validators of its last successful poll and its polling rhythm."""
 
     url: str
     name: str | None = None
     etag: str | None = None
     last_modified: str | None = None
+    poll_interval_s: int | None = None
+    error_streak: int = 0
+
+
+@dataclass(frozen=True)
+class FeedSchedule:
+    """When a feed is polled next, decided after a poll."""
+
+    url: str
+    next_poll_at: datetime
+    poll_interval_s: int
+    paused: bool = False
+    paused_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
         "process", description="'process' or 'dask' or 'dask://HOST:PORT' (needs prefect-dask)"
     )
     lock_timeout: float = Field(30.0, ge=0, description="seconds to wait for the warehouse lock")
+    run_lock_wait: float = Field(
+        0.0, ge=0, description="seconds an ingest waits for another ingest on the same warehouse, then skips"
+    )
+    poll_interval: int = Field(900, gt=0, description="seconds between polls before a feed has a rhythm")
+    min_poll_interval: int = Field(300, gt=0, description="shortest adaptive polling interval, seconds")
+    max_poll_interval: int = Field(86_400, gt=0, description="longest adaptive polling interval, seconds")
+    pause_after_errors: int = Field(10, gt=0, description="consecutive failed polls that pause a feed")
     future_tolerance: float = Field(
         600.0, ge=0, description="seconds a published date may lie in the future before clamping"
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,7 +110,8 @@ def signature(text: str) -> Signature | None:
         return None
     with np.errstate(over="ignore"):
         mixed = (hashes[:, None] * _A[None, :] + _B[None, :]) >> np.uint64(32)
-    return mixed.min(axis=0).astype(np.uint32)
+    sig: Signature = mixed.min(axis=0).astype(np.uint32)
+    return sig
 
 
 def to_bytes(sig: Signature) -> bytes:
@@ -156,12 +157,14 @@ def find_near_duplicates(
     candidates: Iterable[StoredSignature],
     *,
     threshold: float = THRESHOLD,
+    signatures: Mapping[str, Signature | None] | None = None,
 ) -> NearDupOutcome:
     """Mark the articles of ``batch`` ((article_id, text) in arrival order) that nearly repeat a stored
     candidate or an earlier article of the batch.
 
     ``candidates`` are stored articles sharing a band bucket with the batch (see :func:`band_rows`);
-    passing more is harmless, only slower. Each copy points at the root (first copy) of its best match,
+    passing more is harmless, only slower. ``signatures`` are the batch's, if already computed (for the
+    band keys of the candidate query). Each copy points at the root (first copy) of its best match,
     with the estimated Jaccard as score. Articles too short for a signature are never marked.
     """
     index = _BandIndex()
@@ -173,7 +176,7 @@ def find_near_duplicates(
     sig_rows: list[SignatureRow] = []
     rows: list[BandRow] = []
     for article_id, text in batch:
-        sig = signature(text)
+        sig = signatures[article_id] if signatures is not None else signature(text)
         if sig is None or article_id in roots:
             continue
         best = index.best_match(sig, exclude=article_id)

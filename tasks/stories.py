@@ -35,7 +35,8 @@ REASON_JOINED = "joined"
 REASON_NEW = "new_story"
 REASON_NO_CANDIDATE = "new_story_no_candidate"
 
-_TOKEN = re.compile(r"[^\W_]+(?:['’.&-][^\W_]+)*")
+_APOSTROPHE = "\u2019"
+_TOKEN = re.compile(r"[^\W_]+(?:['\u2019.&-][^\W_]+)*")
 _SENTENCE_END = re.compile(r"[.!?:;\"“”]$")
 _STOPWORDS = frozenset(
     """a about above after again against all almost also although am among an and another any are around as
@@ -48,7 +49,7 @@ _STOPWORDS = frozenset(
     thus to too two under until up upon us very via was we well were what when where whether which while
     who whom whose why will with within without would yet you your yours yourself yourselves mr mrs ms
     monday tuesday wednesday thursday friday saturday sunday today yesterday tomorrow week weeks year years
-    day days time told according reported report reports news read more""".split()
+    day days time told according reported report reports news read more""".split()  # noqa: SIM905
 )
 
 
@@ -216,7 +217,7 @@ class BatchResult:
 
 def _normalise(token: str) -> str:
     """Case-fold, drop possessives and plural endings (a light stemmer: 'deals' and 'deal' match)."""
-    word = token.casefold().replace("’", "'")
+    word = token.casefold().replace(_APOSTROPHE, "'")
     if word.endswith("'s"):
         word = word[:-2]
     if len(word) > 4 and word.endswith("ies"):
@@ -261,7 +262,9 @@ def _title_is_headline_case(title_words: list[tuple[str, bool]]) -> bool:
     return bool(content) and sum(w[:1].isupper() for w in content) / len(content) > 0.6
 
 
-def article_counts(article: StoryArticle, config: StoryConfig = DEFAULT_CONFIG) -> tuple[Counter[str], Counter[str]]:
+def article_counts(
+    article: StoryArticle, config: StoryConfig = DEFAULT_CONFIG
+) -> tuple[Counter[str], Counter[str]]:
     """Raw term and entity counts: the title counts ``title_repeat`` times."""
     body = tokens(article.text)
     title = tokens(article.title or "")
@@ -466,11 +469,17 @@ def story_from_rows(row: StoryRow, terms: Iterable[StoryTermRow]) -> Story:
 # ---- the batch ------------------------------------------------------------------------------------------
 
 
-def batch_terms(articles: Sequence[StoryArticle], config: StoryConfig = DEFAULT_CONFIG) -> set[str]:
+def count_batch(
+    articles: Sequence[StoryArticle], config: StoryConfig = DEFAULT_CONFIG
+) -> list[tuple[Counter[str], Counter[str]]]:
+    """Term and entity counts of each article (tokenise once; pass to :func:`assign_batch`)."""
+    return [article_counts(a, config) for a in articles]
+
+
+def batch_terms(counts: Sequence[tuple[Counter[str], Counter[str]]]) -> set[str]:
     """Every term and entity of a batch: the document frequencies to load before :func:`assign_batch`."""
     out: set[str] = set()
-    for article in articles:
-        terms, entities = article_counts(article, config)
+    for terms, entities in counts:
         out.update(terms, entities)
     return out
 
@@ -480,52 +489,96 @@ def assign_batch(
     stories: Iterable[Story],
     df: DocumentFrequencies,
     config: StoryConfig = DEFAULT_CONFIG,
+    counts: Sequence[tuple[Counter[str], Counter[str]]] | None = None,
 ) -> BatchResult:
     """Assign each article (in publication order) to an active story or a new one.
 
     ``stories`` are the stored stories that may be active for the batch (more is harmless); ``df`` holds
-    the document frequencies of at least the batch's terms and is updated in place with the batch.
-    Articles earlier in the batch count for later ones. Returns the decisions, every story created or
-    changed (to upsert), and the document-frequency increments (to add to the stored counts).
+    the document frequencies of at least the batch's terms and is updated in place with the batch;
+    ``counts`` are the batch's :func:`count_batch` if already computed. Articles earlier in the batch count
+    for later ones. Returns the decisions, every story created or changed (to upsert), and the
+    document-frequency increments (to add to the stored counts).
     """
-    counts = [article_counts(a, config) for a in articles]
+    counts = counts if counts is not None else count_batch(articles, config)
     increments: Counter[str] = Counter()
     for terms, entities in counts:
         distinct = set(terms) | set(entities)
         df.add(distinct)
         increments.update(distinct)
     increments[DOCS_KEY] = len(articles)
-    pool = {s.story_id: s for s in stories}
+    pool = _Pool(stories)
     touched: dict[str, Story] = {}
     decisions: list[StoryAssignment] = []
-    order = sorted(range(len(articles)), key=lambda i: articles[i].published_at)
-    for i in order:
-        article = articles[i]
+    for i in sorted(range(len(articles)), key=lambda i: articles[i].published_at):
         vectors = ArticleVectors(
             weigh(counts[i][0], df, config.max_article_terms),
             weigh(counts[i][1], df, config.max_article_entities),
         )
-        decision, story = _decide(article, vectors, pool.values(), config)
-        pool[story.story_id] = touched[story.story_id] = story
+        decision, story = _decide(articles[i], vectors, pool, config)
+        pool.put(story)
+        touched[story.story_id] = story
         decisions.append(decision)
     position = {a.article_id: n for n, a in enumerate(articles)}
     decisions.sort(key=lambda d: position[d.article_id])
     return BatchResult(decisions, list(touched.values()), [DocFreqRow(t, n) for t, n in increments.items()])
 
 
+class _Pool:
+    """Candidate stories with postings (term -> stories), so an article is scored only against stories
+    sharing a term with it, by one sparse dot product."""
+
+    def __init__(self, stories: Iterable[Story]) -> None:
+        self.stories: dict[str, Story] = {}
+        self._norms: dict[str, tuple[float, float]] = {}
+        self._postings: dict[tuple[str, str], set[str]] = {}
+        for story in stories:
+            self.put(story)
+
+    def put(self, story: Story) -> None:
+        self.stories[story.story_id] = story
+        self._norms[story.story_id] = (_norm(story.terms), _norm(story.entities))
+        for kind, vector in (("t", story.terms), ("e", story.entities)):
+            for term in vector:
+                self._postings.setdefault((kind, term), set()).add(story.story_id)
+
+    def similarities(self, vectors: ArticleVectors) -> dict[str, tuple[float, float]]:
+        """(term cosine, entity cosine) with every story sharing at least one term."""
+        dots: dict[str, list[float]] = {}
+        for slot, kind, unit in ((0, "t", vectors.terms), (1, "e", vectors.entities)):
+            for term, weight in unit.items():
+                for story_id in self._postings.get((kind, term), ()):
+                    vector = self.stories[story_id].terms if kind == "t" else self.stories[story_id].entities
+                    dots.setdefault(story_id, [0.0, 0.0])[slot] += weight * vector.get(term, 0.0)
+        out = {}
+        for story_id, (term_dot, entity_dot) in dots.items():
+            term_norm, entity_norm = self._norms[story_id]
+            out[story_id] = (
+                term_dot / term_norm if term_norm else 0.0,
+                entity_dot / entity_norm if entity_norm else 0.0,
+            )
+        return out
+
+
 def _decide(
-    article: StoryArticle, vectors: ArticleVectors, pool: Iterable[Story], config: StoryConfig
+    article: StoryArticle, vectors: ArticleVectors, pool: _Pool, config: StoryConfig
 ) -> tuple[StoryAssignment, Story]:
-    scored = [score(vectors, article.published_at, s, config) for s in pool if is_active(s, article.published_at, config)]
-    stories = {s.story_id: s for s in pool}
-    eligible = [a for a in scored if a.score >= required_score(stories[a.story_id], config)]
-    best = max(eligible or scored, key=lambda a: a.score, default=None)
-    if best is not None and eligible:
-        story = add_to_story(stories[best.story_id], article, vectors, best.score, config)
+    when = article.published_at
+    totals: list[tuple[float, str]] = []
+    for story_id, (term_sim, entity_sim) in pool.similarities(vectors).items():
+        story = pool.stories[story_id]
+        if is_active(story, when, config):
+            raw = config.term_weight * term_sim + config.entity_weight * entity_sim
+            totals.append((raw * time_factor(days_apart(when, story), config), story_id))
+    totals.sort(key=lambda pair: (-pair[0], pair[1]))
+    eligible = [sid for total, sid in totals if total >= required_score(pool.stories[sid], config)]
+    if eligible:
+        best = score(vectors, when, pool.stories[eligible[0]], config)
+        story = add_to_story(pool.stories[eligible[0]], article, vectors, best.score, config)
         return replace(best, article_id=article.article_id), story
     story = new_story(article, vectors)
-    if best is None:
+    if not totals:
         return StoryAssignment(article.article_id, story.story_id, REASON_NO_CANDIDATE, 0.0), story
+    best = score(vectors, when, pool.stories[totals[0][1]], config)
     return replace(best, article_id=article.article_id, story_id=story.story_id, reason=REASON_NEW), story
 
 
@@ -546,7 +599,8 @@ class StoryGrouper:
         active = [
             s
             for s in self.stories.values()
-            if days_apart(low, s) <= self.config.window_days or days_apart(high, s) <= self.config.window_days
+            if days_apart(low, s) <= self.config.window_days
+            or days_apart(high, s) <= self.config.window_days
             or low <= s.first_at <= high
         ]
         result = assign_batch(articles, active, self.df, self.config)

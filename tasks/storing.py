@@ -11,10 +11,11 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from newsflow.records import Article, PlannedEntry, PollResult, PollStatus, StoreOutcome
+from newsflow.records import Article, FeedState, PlannedEntry, PollResult, StoreOutcome
 from newsflow.settings import Settings
 from tasks.dedupe import article_id, guid_key, mark_exact_duplicates
 from tasks.http import utcnow
+from tasks.schedule import next_schedule
 from tasks.urls import canonical_url
 from warehouse import articles as articles_table
 from warehouse import feeds as feeds_table
@@ -90,12 +91,23 @@ def store_articles(articles: list[Article], settings: Settings, run_id: str | No
 
 @task(name="store-polls", cache_policy=NO_CACHE)
 def store_polls(
-    polls: list[PollResult], new_entries: Mapping[str, int], settings: Settings, run_id: str
+    polls: list[PollResult],
+    feeds: list[FeedState],
+    new_entries: Mapping[str, int],
+    settings: Settings,
+    run_id: str,
 ) -> None:
-    """Prefect task: record every poll and update each feed's state, in one transaction."""
+    """Prefect task: record every poll and update each feed's state and next poll, in one transaction."""
+    now = utcnow()
+    states = {feed.url: feed for feed in feeds}
+    schedules = {
+        poll.feed_url: next_schedule(states[poll.feed_url], poll, settings, now)
+        for poll in polls
+        if poll.feed_url in states
+    }
     with writer(settings.db, settings.lock_timeout) as con:
         runs_table.record_polls(con, run_id, polls, new_entries)
-        feeds_table.update_feed_states(con, polls)
+        feeds_table.update_feed_states(con, polls, schedules)
 
 
 @task(name="start-run", cache_policy=NO_CACHE)
@@ -123,8 +135,3 @@ def finish_run(
         runs_table.finish_run(
             con, run_id=run_id, status=status, counts=counts, timings=timings, error=error, now=utcnow()
         )
-
-
-def feeds_with_status(polls: Iterable[PollResult], status: PollStatus) -> list[str]:
-    """URLs of the polls that ended with ``status``."""
-    return [p.feed_url for p in polls if p.status is status]
