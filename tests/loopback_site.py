@@ -8,6 +8,7 @@ prints ``http://127.0.0.1:PORT`` on its first line once it listens. It serves:
   ``Content-Encoding: gzip``. Every file gets an ETag and Last-Modified, and conditional requests
   (If-None-Match / If-Modified-Since) get 304.
 - ``/_status/<code>``: that status (429 and 503 with ``Retry-After: 1``).
+- ``/_retry_after/<seconds>``: 429 with that ``Retry-After``.
 - ``/_sleep/<seconds>``: answers after that many seconds.
 - ``/_log``: JSON list of every request so far (method, path, status, conditional); ``/_log/reset`` clears it.
 """
@@ -117,6 +118,10 @@ class Handler(BaseHTTPRequestHandler):
             code = int(path.rsplit("/", 1)[1])
             extra = {"Retry-After": "1"} if code in (429, 503) else {}
             self._send(code, f"status {code}\n".encode(), {"Content-Type": "text/plain", **extra})
+            return
+        if path.startswith("/_retry_after/"):
+            seconds = path.rsplit("/", 1)[1]
+            self._send(429, b"slow down\n", {"Content-Type": "text/plain", "Retry-After": seconds})
             return
         if path.startswith("/_sleep/"):
             time.sleep(float(path.rsplit("/", 1)[1]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import gzip
+import json
 import re
 import shutil
 from pathlib import Path
@@ -235,3 +236,51 @@ def test_loopback_is_refused_unless_allowed(
     assert summary["feeds_failed"] == 7
     assert summary["feed_errors"] == {"blocked_address": 7}
     assert query(db, "SELECT count(*) FROM articles") == [(0,)]
+
+
+def test_retry_after_defers_the_next_poll(
+    site: LoopbackSite, prefect_harness: None, db: Path, tmp_path: Path
+) -> None:
+    from flows.ingest import ingest
+
+    url = site.url("/_retry_after/3600")
+    feeds = tmp_path / "feeds.toml"
+    feeds.write_text(f'[[feeds]]\nurl = "{url}"\n')
+    summary = ingest(feeds_file=str(feeds), db=str(db), allow_private_networks=True)
+    assert summary["feed_errors"] == {"http_429": 1}
+    [(retry_after, wait)] = query(
+        db,
+        "SELECT p.retry_after, epoch(f.next_poll_at - p.started_at)"
+        " FROM polls p JOIN feeds f ON f.url = p.feed_url",
+    )
+    assert retry_after == 3600.0 and 3600 <= wait < 3700
+    site.reset_log()
+    summary = ingest(feeds_file=str(feeds), db=str(db), allow_private_networks=True, due_only=True)
+    assert summary["feeds_polled"] == 0
+    assert [r for r in site.requests() if "_retry_after" in str(r["path"])] == []
+
+
+def test_repeated_failures_pause_a_feed(
+    site: LoopbackSite, prefect_harness: None, db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from flows.ingest import ingest
+    from newsflow.cli import main
+
+    monkeypatch.setenv("NEWSFLOW_PAUSE_AFTER_ERRORS", "2")
+    monkeypatch.setenv("NEWSFLOW_RETRIES", "0")
+    url = site.url("/_status/500")
+    feeds = tmp_path / "feeds.toml"
+    feeds.write_text(f'[[feeds]]\nurl = "{url}"\n')
+    for _ in range(2):
+        ingest(feeds_file=str(feeds), db=str(db), allow_private_networks=True)
+    assert query(db, "SELECT paused, error_streak, paused_reason FROM feeds") == [
+        (True, 2, "2 failed polls in a row, last: http_500")
+    ]
+    listed = CliRunner().invoke(main, ["feeds", "list", "--db", str(db), "-f", "json"])
+    assert json.loads(listed.stdout)[0]["state"] == "paused (2 failed polls in a row, last: http_500)"
+    assert ingest(feeds_file=str(feeds), db=str(db), allow_private_networks=True)["feeds_polled"] == 0
+    resumed = CliRunner().invoke(main, ["feeds", "resume", url, "--db", str(db)])
+    assert resumed.exit_code == 0
+    assert query(db, "SELECT paused, error_streak FROM feeds") == [(False, 0)]
