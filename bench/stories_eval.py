@@ -71,7 +71,9 @@ def load_basil() -> list[Labelled]:
     out = []
     for doc in _jsonl(DATA / "basil-news-triplets" / "articles.jsonl.gz"):
         when = datetime.fromisoformat(str(doc["date"])).replace(hour=12, tzinfo=UTC)
-        article = StoryArticle(str(doc["original_path"]), str(doc["text"]), str(doc["title"]), when, str(doc["source"]))
+        article = StoryArticle(
+            str(doc["original_path"]), str(doc["text"]), str(doc["title"]), when, str(doc["source"])
+        )
         out.append(Labelled(article, str(doc["cluster_id"])))
     return out
 
@@ -92,9 +94,15 @@ def load_amazon() -> list[Labelled]:
     out = []
     for item in _jsonl(DATA / "amazon-anthropic-2023-09-25" / "items.jsonl"):
         raw = item["published_at"]
-        when = datetime.fromisoformat(str(raw).replace("Z", "+00:00")) if raw else _hint_date(str(item["published_hint"]))
+        when = (
+            datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+            if raw
+            else _hint_date(str(item["published_hint"]))
+        )
         text = "\n".join(str(p) for p in (item["description"], item["text"]) if p)
-        article = StoryArticle(str(item["item_id"]), text, str(item["title"]), when or NO_DATE, str(item["outlet"]))
+        article = StoryArticle(
+            str(item["item_id"]), text, str(item["title"]), when or NO_DATE, str(item["outlet"])
+        )
         out.append(Labelled(article, str(item["story_id"])))
     return out
 
@@ -145,7 +153,9 @@ def cluster_scores(pred: Sequence[str], gold: Sequence[str]) -> Scores:
     tp, pp, gp = pairs(both), pairs(pred_size), pairs(gold_size)
     pair_p = tp / pp if pp else 1.0
     pair_r = tp / gp if gp else 1.0
-    return Scores(b3_p, b3_r, _f(b3_p, b3_r), pair_p, pair_r, _f(pair_p, pair_r), len(pred_size), len(gold_size))
+    return Scores(
+        b3_p, b3_r, _f(b3_p, b3_r), pair_p, pair_r, _f(pair_p, pair_r), len(pred_size), len(gold_size)
+    )
 
 
 def run_stream(items: list[Labelled], batch_size: int, cold: bool) -> tuple[Scores, list[str], float]:
@@ -196,7 +206,9 @@ def same_story(pair: Pair, df: stories.DocumentFrequencies) -> bool:
 
 
 def semeval_rows(pairs: list[Pair], cold: bool) -> list[list[str]]:
-    texts = [StoryArticle(str(i), t, None, NO_DATE, None) for i, p in enumerate(pairs) for t in (p.text1, p.text2)]
+    texts = [
+        StoryArticle(str(i), t, None, NO_DATE, None) for i, p in enumerate(pairs) for t in (p.text1, p.text2)
+    ]
     base = stories.DocumentFrequencies() if cold else warm_df(texts)
     rows = []
     for name, keep in (("en-en", lambda p: p.languages == "en-en"), ("all languages", lambda p: True)):
@@ -212,7 +224,9 @@ def semeval_rows(pairs: list[Pair], cold: bool) -> list[list[str]]:
             positives = sum(g for _, g in gold)
             p_ = tp / predicted if predicted else 1.0
             r_ = tp / positives if positives else 1.0
-            rows.append([name, label, str(len(gold)), str(positives), f"{p_:.3f}", f"{r_:.3f}", f"{_f(p_, r_):.3f}"])
+            rows.append(
+                [name, label, str(len(gold)), str(positives), f"{p_:.3f}", f"{r_:.3f}", f"{_f(p_, r_):.3f}"]
+            )
     return rows
 
 
@@ -245,20 +259,27 @@ def edited_copies(originals: list[StoryArticle], seed: int = 7) -> dict[str, lis
     for share in (0.02, 0.05, 0.10, 0.20):
         for kind in ("insert", "delete", "replace"):
             key = f"{kind} {share:.0%}"
-            out[key] = [(a.article_id, " ".join(_edit(a.text.split(), kind, share, vocab, rng))) for a in originals]
+            out[key] = [
+                (a.article_id, " ".join(_edit(a.text.split(), kind, share, vocab, rng))) for a in originals
+            ]
     for keep in (0.8, 0.5):
         out[f"truncate to {keep:.0%}"] = [
             (a.article_id, " ".join(a.text.split()[: round(len(a.text.split()) * keep)])) for a in originals
         ]
     out["prepend wire line"] = [(a.article_id, f"{rng.choice(WIRE_LINES)} {a.text}") for a in originals]
     out["wire line + replace 5%"] = [
-        (a.article_id, f"{rng.choice(WIRE_LINES)} " + " ".join(_edit(a.text.split(), "replace", 0.05, vocab, rng)))
+        (
+            a.article_id,
+            f"{rng.choice(WIRE_LINES)} " + " ".join(_edit(a.text.split(), "replace", 0.05, vocab, rng)),
+        )
         for a in originals
     ]
     return out
 
 
-def neardup_rows(originals: list[StoryArticle], unrelated: list[StoryArticle]) -> tuple[list[list[str]], list[str]]:
+def neardup_rows(
+    originals: list[StoryArticle], unrelated: list[StoryArticle]
+) -> tuple[list[list[str]], list[str]]:
     stored = neardup.find_near_duplicates([(a.article_id, a.text) for a in originals], [])
     notes = [
         f"originals: {len(stored.signatures)} of {len(originals)} long enough for a signature "
@@ -272,12 +293,20 @@ def neardup_rows(originals: list[StoryArticle], unrelated: list[StoryArticle]) -
         copies = [(orig, text) for orig, text in every if orig in signed]
         batch = [(f"copy-{i}", text) for i, (_, text) in enumerate(copies)]
         marks = neardup.find_near_duplicates(batch, candidates).marks
-        hits = sum(1 for i, (orig, _) in enumerate(copies) if marks.get(f"copy-{i}", None) and marks[f"copy-{i}"].of == orig)
-        wrong = sum(1 for i, (orig, _) in enumerate(copies) if f"copy-{i}" in marks and marks[f"copy-{i}"].of != orig)
+        hits = sum(
+            1
+            for i, (orig, _) in enumerate(copies)
+            if marks.get(f"copy-{i}", None) and marks[f"copy-{i}"].of == orig
+        )
+        wrong = sum(
+            1 for i, (orig, _) in enumerate(copies) if f"copy-{i}" in marks and marks[f"copy-{i}"].of != orig
+        )
         scores = [m.score for m in marks.values()]
         low = f"{min(scores):.3f}" if scores else "-"
         rows.append([kind, str(len(copies)), f"{hits / len(copies):.3f}", str(wrong), low])
-    unrelated_marks = neardup.find_near_duplicates([(a.article_id, a.text) for a in unrelated], candidates).marks
+    unrelated_marks = neardup.find_near_duplicates(
+        [(a.article_id, a.text) for a in unrelated], candidates
+    ).marks
     across = sum(1 for m in unrelated_marks.values() if not m.of.startswith("ecb-"))
     notes.append(
         f"unrelated articles (ECB+ docs, {len(unrelated)}) marked as copies of an original: {across}; "
@@ -317,21 +346,50 @@ def main(argv: Sequence[str] | None = None) -> int:
             amazon_pred, amazon_gold = pred, [x.gold for x in in_time_order(items)]
             target = "exact: met" if _exact(amazon_pred, amazon_gold) else "exact: NOT met"
         rows.append(
-            [name, str(len(items)), f"{s.b3_p:.3f}", f"{s.b3_r:.3f}", f"{s.b3_f:.3f}", f"{s.pair_p:.3f}",
-             f"{s.pair_r:.3f}", f"{s.pair_f:.3f}", f"{s.predicted} / {s.gold}", f"{len(items) / elapsed:.0f}", target]
+            [
+                name,
+                str(len(items)),
+                f"{s.b3_p:.3f}",
+                f"{s.b3_r:.3f}",
+                f"{s.b3_f:.3f}",
+                f"{s.pair_p:.3f}",
+                f"{s.pair_r:.3f}",
+                f"{s.pair_f:.3f}",
+                f"{s.predicted} / {s.gold}",
+                f"{len(items) / elapsed:.0f}",
+                target,
+            ]
         )
     mode = "cold (empty)" if args.cold else "counted over the corpus texts first"
     print(f"Story grouping (batch {args.batch_size}, document frequencies: {mode})\n")
-    header = ["corpus", "docs", "B3 P", "B3 R", "B3 F1", "pair P", "pair R", "pair F1", "stories pred / gold",
-              "docs/s", "target"]
+    header = [
+        "corpus",
+        "docs",
+        "B3 P",
+        "B3 R",
+        "B3 F1",
+        "pair P",
+        "pair R",
+        "pair F1",
+        "stories pred / gold",
+        "docs/s",
+        "target",
+    ]
     print(table(header, rows))
     print("\nSemEval 2022 task 8 pairs (same story = Overall <= cut; different = Overall >= 3.5)\n")
-    print(table(["pairs", "same if", "n", "same", "precision", "recall", "F1"], semeval_rows(load_semeval(), args.cold)))
+    print(
+        table(
+            ["pairs", "same if", "n", "same", "precision", "recall", "F1"],
+            semeval_rows(load_semeval(), args.cold),
+        )
+    )
     basil = [x.article for x in load_basil()]
     ecb = [replace_id(x.article, "ecb-") for x in load_ecb()]
     nd_rows, notes = neardup_rows(basil, ecb)
-    print(f"\nNear-duplicates: edited copies of the {len(basil)} BASIL articles vs the originals "
-          f"(threshold {neardup.THRESHOLD})\n")
+    print(
+        f"\nNear-duplicates: edited copies of the {len(basil)} BASIL articles vs the originals "
+        f"(threshold {neardup.THRESHOLD})\n"
+    )
     print(table(["edit", "copies", "recall", "wrong original", "lowest score"], nd_rows))
     for note in notes:
         print(note)
@@ -345,7 +403,9 @@ def _exact(pred: list[str], gold: list[str]) -> bool:
 
 
 def replace_id(article: StoryArticle, prefix: str) -> StoryArticle:
-    return StoryArticle(prefix + article.article_id, article.text, article.title, article.published_at, article.site)
+    return StoryArticle(
+        prefix + article.article_id, article.text, article.title, article.published_at, article.site
+    )
 
 
 if __name__ == "__main__":

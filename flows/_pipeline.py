@@ -8,10 +8,11 @@ from __future__ import annotations
 import queue
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from prefect import get_run_logger
 from prefect.futures import PrefectFuture
@@ -19,7 +20,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner
 
 from newsflow.progress import report
-from newsflow.records import Article, FetchedPage, PlannedEntry, StoreOutcome
+from newsflow.records import Article, ContentSource, FetchedPage, PlannedEntry, StoreOutcome
 from newsflow.settings import Settings
 from tasks.extraction import extract_pages
 from tasks.fetching import fetch_pages
@@ -30,12 +31,44 @@ from tasks.storing import finish_run, start_run, store_articles
 FETCH_BATCHES_IN_FLIGHT = 2
 
 
-class ArticleCounter(Protocol):
-    """Whoever keeps the run's totals."""
+@dataclass
+class ArticleCounts:
+    """Totals of articles through the pipeline; flows extend it with their own figures."""
 
-    batches_failed: int
+    articles_stored: int = 0
+    duplicates: int = 0
+    extracted: int = 0
+    fell_back_to_feed: int = 0
+    no_text: int = 0
+    batches_failed: int = 0
+    fetch_errors: Counter[str] = field(default_factory=Counter)
+    extraction_errors: Counter[str] = field(default_factory=Counter)
+    duplicate_reasons: Counter[str] = field(default_factory=Counter)
 
-    def add_articles(self, articles: Sequence[Article], outcome: StoreOutcome) -> None: ...
+    def add_articles(self, articles: Sequence[Article], outcome: StoreOutcome) -> None:
+        self.articles_stored += outcome.inserted
+        self.duplicates += sum(outcome.duplicates.values())
+        self.duplicate_reasons.update(outcome.duplicates)
+        self.add_extractions(articles)
+
+    def add_extractions(self, articles: Sequence[Article]) -> None:
+        for article in articles:
+            if article.content_source is ContentSource.PAGE:
+                self.extracted += 1
+            elif article.content_source is ContentSource.NONE:
+                self.no_text += 1
+            else:
+                self.fell_back_to_feed += 1
+            if article.fetch_error and article.fetch_error != "known_url":
+                self.fetch_errors[article.fetch_error] += 1
+            if article.extraction_error:
+                self.extraction_errors[article.extraction_error.split(":")[0]] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            name: dict(value) if isinstance(value, Counter) else value
+            for name, value in self.__dict__.items()
+        }
 
 
 def chunked(items: Sequence[PlannedEntry], size: int) -> Iterator[list[PlannedEntry]]:
@@ -48,7 +81,7 @@ def process_articles(
     planned: Sequence[PlannedEntry],
     settings: Settings,
     run_id: str,
-    counts: ArticleCounter,
+    counts: ArticleCounts,
     runner: TaskRunner[Any],
 ) -> None:
     """Fetch, extract and store ``planned`` entries in batches of ``settings.batch_size``.
@@ -128,15 +161,9 @@ class TrackedRun:
         self._lap = now
 
 
-class RunCounts(Protocol):
-    """Counts that serialise for the run row."""
-
-    def as_dict(self) -> dict[str, Any]: ...
-
-
 @contextmanager
 def tracked_run(
-    settings: Settings, flow_name: str, parameters: Mapping[str, Any], counts: RunCounts
+    settings: Settings, flow_name: str, parameters: Mapping[str, Any], counts: ArticleCounts
 ) -> Iterator[TrackedRun]:
     """Open the run's row, yield it, and close it with status, counts and timings however the body ends.
 

@@ -20,17 +20,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows._pipeline import TrackedRun, process_articles, tracked_run
+from flows._pipeline import ArticleCounts, TrackedRun, process_articles, tracked_run
 from newsflow.errors import RunLockedError
 from newsflow.feedlist import default_feeds, load_feed_file
 from newsflow.progress import report
 from newsflow.records import (
-    Article,
-    ContentSource,
     FeedState,
     PollResult,
     PollStatus,
-    StoreOutcome,
 )
 from newsflow.settings import Settings, load_settings
 from tasks.http import utcnow
@@ -46,7 +43,7 @@ FEEDS_PER_TASK = 10
 
 
 @dataclass
-class IngestCounts:
+class IngestCounts(ArticleCounts):
     """Running totals of one ingest; ``as_dict`` is what the run row, artifact and CLI show."""
 
     feeds_polled: int = 0
@@ -56,16 +53,7 @@ class IngestCounts:
     feeds_malformed_but_used: int = 0
     entries_seen: int = 0
     new_entries: int = 0
-    articles_stored: int = 0
-    duplicates: int = 0
-    extracted: int = 0
-    fell_back_to_feed: int = 0
-    no_text: int = 0
-    batches_failed: int = 0
     feed_errors: Counter[str] = field(default_factory=Counter)
-    fetch_errors: Counter[str] = field(default_factory=Counter)
-    extraction_errors: Counter[str] = field(default_factory=Counter)
-    duplicate_reasons: Counter[str] = field(default_factory=Counter)
 
     def add_polls(self, polls: Sequence[PollResult]) -> None:
         for poll in polls:
@@ -79,28 +67,6 @@ class IngestCounts:
             else:
                 self.feeds_failed += 1
                 self.feed_errors[poll.error_kind or "unknown"] += 1
-
-    def add_articles(self, articles: Sequence[Article], outcome: StoreOutcome) -> None:
-        self.articles_stored += outcome.inserted
-        self.duplicates += sum(outcome.duplicates.values())
-        self.duplicate_reasons.update(outcome.duplicates)
-        for article in articles:
-            if article.content_source is ContentSource.PAGE:
-                self.extracted += 1
-            elif article.content_source is ContentSource.NONE:
-                self.no_text += 1
-            else:
-                self.fell_back_to_feed += 1
-            if article.fetch_error and article.fetch_error != "known_url":
-                self.fetch_errors[article.fetch_error] += 1
-            if article.extraction_error:
-                self.extraction_errors[article.extraction_error.split(":")[0]] += 1
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            name: dict(value) if isinstance(value, Counter) else value
-            for name, value in self.__dict__.items()
-        }
 
 
 @task(name="register-feeds", cache_policy=NO_CACHE)
@@ -193,7 +159,7 @@ def ingest_feeds(feeds: list[FeedState], settings: Settings, run: TrackedRun, co
     polls = poll_all(feeds, settings)
     counts.add_polls(polls)
     run.lap("poll_s")
-    planned = plan_entries(polls, settings)
+    planned = plan_entries([entry for poll in polls for entry in poll.entries], settings)
     counts.new_entries = len(planned)
     store_polls(polls, feeds, Counter(p.entry.feed_url for p in planned), settings, run.run_id)
     get_run_logger().info(

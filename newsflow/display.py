@@ -71,6 +71,44 @@ def progress_bars(enabled: bool) -> Iterator[Any]:
         yield update
 
 
+def backfill_summary(summary: dict[str, Any]) -> str:
+    """The end-of-backfill summary: chunks, discovery, articles."""
+    if summary.get("status") == "skipped":
+        return f"skipped: {summary['reason']}"
+    lines = [
+        f"chunks    {summary['chunks_done']} done now, {summary['chunks_already_done']} done before, "
+        f"of {summary['chunks_total']}",
+        f"discovery {summary['documents_fetched']} feed/sitemap documents fetched, "
+        f"{summary['entries_in_window']} entries in the window "
+        f"({summary['undated_skipped']} undated skipped)",
+        f"articles  new {summary['new_entries']}, stored {summary['articles_stored']}: extracted "
+        f"{summary['extracted']}, fell back to feed text {summary['fell_back_to_feed']}, "
+        f"no text {summary['no_text']}, re-extracted from the warehouse {summary['reextracted']}",
+    ]
+    lines += _reasons(summary, (("discovery problems", "discovery_errors"), *_ARTICLE_REASONS))
+    lines.append(f"run {summary['run_id']} took {summary.get('timings', {}).get('total_s', 0):.1f} s")
+    return "\n".join(lines)
+
+
+_ARTICLE_REASONS = (
+    ("page fetch failures", "fetch_errors"),
+    ("extraction failures", "extraction_errors"),
+    ("duplicates by reason", "duplicate_reasons"),
+)
+
+
+def _reasons(summary: dict[str, Any], sections: Sequence[tuple[str, str]]) -> list[str]:
+    lines = []
+    for title, key in sections:
+        reasons = summary.get(key) or {}
+        if reasons:
+            counted = ", ".join(
+                f"{reason} {n}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])
+            )
+            lines.append(f"{title}: {counted}")
+    return lines
+
+
 def summary_table(summary: dict[str, Any]) -> str:
     """The end-of-ingest summary a person reads: feeds, entries, articles, reasons counted."""
     if summary.get("status") == "skipped":
@@ -90,18 +128,7 @@ def summary_table(summary: dict[str, Any]) -> str:
     ]
     if summary.get("batches_failed"):
         lines.append(f"batches  failed {summary['batches_failed']} (their entries are retried next run)")
-    for title, key in (
-        ("feed failures", "feed_errors"),
-        ("page fetch failures", "fetch_errors"),
-        ("extraction failures", "extraction_errors"),
-        ("duplicates by reason", "duplicate_reasons"),
-    ):
-        reasons = summary.get(key) or {}
-        if reasons:
-            counted = ", ".join(
-                f"{reason} {n}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])
-            )
-            lines.append(f"{title}: {counted}")
+    lines += _reasons(summary, (("feed failures", "feed_errors"), *_ARTICLE_REASONS))
     timings = summary.get("timings", {})
     lines.append(f"run {summary['run_id']} took {timings.get('total_s', 0):.1f} s")
     return "\n".join(lines)

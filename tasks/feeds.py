@@ -8,7 +8,7 @@ import json
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin
@@ -33,6 +33,7 @@ class ParsedFeed:
     title: str | None
     bozo: bool
     bozo_reason: str | None
+    links: dict[str, str] = field(default_factory=dict)  # feed-level links by rel: next, prev-archive, ...
 
 
 def parse_feed(
@@ -73,7 +74,12 @@ def parse_feed(
         if parsed.get("bozo"):
             raise FeedParseError(feed_url, "malformed", f"malformed feed with no entries: {bozo_reason}")
     title = parsed.get("feed", {}).get("title")
-    return ParsedFeed(entries, title, bool(parsed.get("bozo")), bozo_reason)
+    links = {
+        link["rel"]: link["href"]
+        for link in reversed(parsed.get("feed", {}).get("links", []))
+        if link.get("rel") and link.get("href")
+    }
+    return ParsedFeed(entries, title, bool(parsed.get("bozo")), bozo_reason, links)
 
 
 def _bozo_reason(parsed: Any) -> str | None:
@@ -172,7 +178,8 @@ def _parse_json_feed(content: bytes, feed_url: str, now: datetime, tolerance: ti
     entries = tuple(
         _json_entry(item, feed_url, feed_authors, now, tolerance) for item in items if isinstance(item, dict)
     )
-    return ParsedFeed(entries, _text(document.get("title")), False, None)
+    links = {"next": urljoin(feed_url, document["next_url"])} if _text(document.get("next_url")) else {}
+    return ParsedFeed(entries, _text(document.get("title")), False, None, links)
 
 
 def _json_entry(

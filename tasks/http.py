@@ -152,7 +152,18 @@ class Fetcher:
         if not self.settings.respect_robots:
             return None
         parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
+        rules = self._robots_of(f"{parts.scheme}://{parts.netloc}")
+        if rules is None:
+            return "robots_unavailable"
+        return None if rules.can_fetch(url, self.settings.user_agent) else "robots_disallowed"
+
+    def sitemaps_of(self, origin: str) -> list[str]:
+        """The ``Sitemap:`` URLs in the site's robots.txt (none when it lists none or is unreachable)."""
+        rules = self._robots_of(origin.rstrip("/"))
+        return [urljoin(origin, s) for s in rules.sitemaps] if rules is not None else []
+
+    def _robots_of(self, origin: str) -> Protego | None:
+        """The parsed robots.txt of ``origin``, fetched once per Fetcher; None when it means "disallow"."""
         with self._robots_lock:
             known = origin in self._robots
             rules = self._robots.get(origin)
@@ -160,9 +171,7 @@ class Fetcher:
             rules = self._load_robots(origin)
             with self._robots_lock:
                 self._robots[origin] = rules
-        if rules is None:
-            return "robots_unavailable"
-        return None if rules.can_fetch(url, self.settings.user_agent) else "robots_disallowed"
+        return rules
 
     def _load_robots(self, origin: str) -> Protego | None:
         try:

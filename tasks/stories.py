@@ -18,6 +18,7 @@ needs only the candidate stories' rows and the document frequencies of the batch
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -215,6 +216,7 @@ class BatchResult:
 # ---- features -------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def _normalise(token: str) -> str:
     """Case-fold, drop possessives and plural endings (a light stemmer: 'deals' and 'deal' match)."""
     word = token.casefold().replace(_APOSTROPHE, "'")

@@ -6,36 +6,48 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from datetime import date, datetime
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from newsflow.records import Article, FeedState, PlannedEntry, PollResult, StoreOutcome
+from newsflow.records import (
+    Article,
+    FeedEntry,
+    FeedState,
+    FetchedPage,
+    PlannedEntry,
+    PollResult,
+    StoreOutcome,
+)
 from newsflow.settings import Settings
 from tasks.dedupe import article_id, guid_key, mark_exact_duplicates
 from tasks.http import utcnow
 from tasks.schedule import next_schedule
 from tasks.urls import canonical_url
 from warehouse import articles as articles_table
+from warehouse import backfills as backfills_table
 from warehouse import feeds as feeds_table
 from warehouse import runs as runs_table
 from warehouse.connection import writer
 
 
-def plan(polls: Iterable[PollResult], settings: Settings) -> list[PlannedEntry]:
-    """New entries of these polls in feed order, each with its stable id.
+def plan(
+    entries: Iterable[FeedEntry], settings: Settings, *, drop_known_urls: bool = False
+) -> list[PlannedEntry]:
+    """New entries in the given order, each with its stable id.
 
-    Entries already stored (same guid and link) are dropped; an entry whose URL is already stored, or
-    appears earlier in this run, is kept but not fetched: it will be stored as a duplicate.
+    Entries already stored (same guid and link) are dropped. An entry whose URL is already stored, or
+    appears earlier in this batch, is kept but not fetched, to be stored as a duplicate, unless
+    ``drop_known_urls`` (backfills: a sitemap listing a known article is no new copy of it).
     """
     candidates: dict[str, PlannedEntry] = {}
-    for poll in polls:
-        for entry in poll.entries:
-            key = guid_key(entry.guid, entry.feed_url)
-            url = canonical_url(entry.link)
-            planned = PlannedEntry(entry, article_id(key, url), key, url)
-            candidates.setdefault(planned.article_id, planned)
+    for entry in entries:
+        key = guid_key(entry.guid, entry.feed_url)
+        url = canonical_url(entry.link)
+        planned = PlannedEntry(entry, article_id(key, url), key, url)
+        candidates.setdefault(planned.article_id, planned)
     with writer(settings.db, settings.lock_timeout) as con:
         stored = articles_table.existing_ids(con, list(candidates))
         fresh = [p for p in candidates.values() if p.article_id not in stored]
@@ -50,6 +62,8 @@ def plan(polls: Iterable[PollResult], settings: Settings) -> list[PlannedEntry]:
     seen_urls: set[str] = set()
     for p in fresh:
         if p.url and (p.url in known_urls or p.url in seen_urls):
+            if drop_known_urls:
+                continue
             p = PlannedEntry(p.entry, p.article_id, p.guid_key, p.url, fetch=False, skip_reason="known_url")
         if p.url:
             seen_urls.add(p.url)
@@ -78,9 +92,11 @@ def store(articles: list[Article], settings: Settings, run_id: str | None) -> St
 
 
 @task(name="plan-entries", cache_policy=NO_CACHE)
-def plan_entries(polls: list[PollResult], settings: Settings) -> list[PlannedEntry]:
+def plan_entries(
+    entries: list[FeedEntry], settings: Settings, drop_known_urls: bool = False
+) -> list[PlannedEntry]:
     """Prefect task: :func:`plan`."""
-    return plan(polls, settings)
+    return plan(entries, settings, drop_known_urls=drop_known_urls)
 
 
 @task(name="store-articles", cache_policy=NO_CACHE)
@@ -134,4 +150,55 @@ def finish_run(
     with writer(settings.db, settings.lock_timeout) as con:
         runs_table.finish_run(
             con, run_id=run_id, status=status, counts=counts, timings=timings, error=error, now=utcnow()
+        )
+
+
+@task(name="load-stored-pages", cache_policy=NO_CACHE)
+def load_stored_pages(settings: Settings, start: datetime, end: datetime) -> list[FetchedPage]:
+    """Prefect task: the raw pages of articles published in [start, end), for re-extraction offline."""
+    with writer(settings.db, settings.lock_timeout) as con:
+        return articles_table.stored_pages_between(con, start, end)
+
+
+@task(name="update-articles", cache_policy=NO_CACHE)
+def update_articles(articles: list[Article], settings: Settings) -> int:
+    """Prefect task: overwrite re-extracted fields of stored articles, in one transaction."""
+    with writer(settings.db, settings.lock_timeout) as con:
+        return articles_table.update_extractions(con, articles)
+
+
+@task(name="record-backfill-chunks", cache_policy=NO_CACHE)
+def record_backfill_chunks(
+    settings: Settings, backfill_id: str, chunks: list[tuple[date, date]], parameters: Mapping[str, Any]
+) -> set[date]:
+    """Prefect task: register a backfill's chunks (once) and return the start dates of those done."""
+    with writer(settings.db, settings.lock_timeout) as con:
+        backfills_table.ensure_chunks(con, backfill_id, chunks, parameters, utcnow())
+        return backfills_table.done_chunks(con, backfill_id)
+
+
+@task(name="finish-idle-backfill-chunks", cache_policy=NO_CACHE)
+def finish_backfill_chunks(settings: Settings, backfill_id: str, chunk_starts: list[date]) -> None:
+    """Prefect task: mark chunks that had nothing to do as done, in one transaction."""
+    with writer(settings.db, settings.lock_timeout) as con:
+        for start in chunk_starts:
+            backfills_table.finish_chunk(con, backfill_id, start, entries=0, articles=0, now=utcnow())
+
+
+@task(name="stored-page-days", cache_policy=NO_CACHE)
+def stored_page_days(settings: Settings, chunks: list[tuple[date, date]]) -> set[date]:
+    """Prefect task: the UTC days within these chunks on which stored articles with raw pages were
+    published."""
+    with writer(settings.db, settings.lock_timeout) as con:
+        return articles_table.stored_page_days(con, chunks[0][0], chunks[-1][1])
+
+
+@task(name="finish-backfill-chunk", cache_policy=NO_CACHE)
+def finish_backfill_chunk(
+    settings: Settings, backfill_id: str, chunk_start: date, entries: int, articles: int
+) -> None:
+    """Prefect task: mark one chunk of a backfill done."""
+    with writer(settings.db, settings.lock_timeout) as con:
+        backfills_table.finish_chunk(
+            con, backfill_id, chunk_start, entries=entries, articles=articles, now=utcnow()
         )

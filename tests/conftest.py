@@ -83,12 +83,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSite]:
 
 
 @pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    """Prefect's test harness (a temporary API with its own database), once per session."""
+def prefect_harness() -> Iterator[str]:
+    """Prefect's test harness (a temporary API with its own database), once per session; yields its URL,
+    which subprocesses can use as PREFECT_API_URL instead of starting a temporary server each."""
+    from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness():
-        yield
+        yield str(PREFECT_API_URL.value())
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@
 
 prints ``http://127.0.0.1:PORT`` on its first line once it listens. It serves:
 
-- ``/<mount>/<path>``: files below each mounted folder. ``X.gz`` files are served at ``X`` with
+- ``/<mount>/<path>``: files below each mounted folder (a file named ``<path>?<query>`` answers that
+  query, e.g. ``feed.xml?paged=2``). ``X.gz`` files are served at ``X`` with
   ``Content-Encoding: gzip``. Every file gets an ETag and Last-Modified, and conditional requests
   (If-None-Match / If-Modified-Since) get 304.
 - ``/_status/<code>``: that status (429 and 503 with ``Retry-After: 1``).
@@ -43,7 +44,7 @@ class Site:
         self.log: list[dict[str, object]] = []
         self.lock = threading.Lock()
 
-    def resolve(self, path: str) -> tuple[Path, bool] | None:
+    def resolve(self, path: str, query: str = "") -> tuple[Path, bool] | None:
         # Longest prefix first, so a "/" mount is the fallback for everything else.
         for prefix, root in sorted(self.mounts.items(), key=lambda m: -len(m[0])):
             base = prefix.rstrip("/") + "/"
@@ -51,6 +52,9 @@ class Site:
                 rel = path[len(base) :]
                 if ".." in rel.split("/"):
                     return None
+                with_query = root / f"{rel}?{query}"
+                if query and with_query.is_file():  # a file named "feed.xml?paged=2" answers that query
+                    return with_query, False
                 plain = root / rel
                 if plain.is_file():
                     return plain, False
@@ -131,7 +135,7 @@ class Handler(BaseHTTPRequestHandler):
                 {"Content-Type": "application/rss+xml"},
             )
             return
-        found = self.site.resolve(path)
+        found = self.site.resolve(path, self.path.partition("?")[2])
         if found is None:
             self._send(404, b"not found\n", {"Content-Type": "text/plain"})
             return

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 import duckdb
 import pyarrow as pa
+import zstandard
 
-from newsflow.records import Article, DuplicateMark, StoredKeys
+from newsflow.records import Article, DuplicateMark, FeedEntry, FetchedPage, PlannedEntry, StoredKeys
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -180,3 +182,71 @@ def _article_row(
         "fetched_at": article.fetched_at,
         "run_id": run_id,
     }
+
+
+def stored_page_days(con: duckdb.DuckDBPyConnection, first: date, last: date) -> set[date]:
+    """UTC days from ``first`` to ``last`` on which articles with a stored raw page were published."""
+    rows = con.execute(
+        """
+        SELECT DISTINCT CAST(timezone('UTC', a.published_at) AS DATE)
+        FROM articles a JOIN raw_pages p USING (article_id)
+        WHERE CAST(timezone('UTC', a.published_at) AS DATE) BETWEEN ? AND ?
+        """,
+        [first, last],
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def stored_pages_between(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> list[FetchedPage]:
+    """Raw pages of the articles published in [start, end), rebuilt as fetched pages for re-extraction."""
+    rows = con.execute(
+        """
+        SELECT a.article_id, a.guid_key, a.url, a.feed_url, a.guid, a.title, a.summary, a.tags,
+               a.published_at, a.updated_at, a.date_clamped,
+               p.url, p.http_status, p.content_type, p.fetched_at, p.html_zstd
+        FROM articles a JOIN raw_pages p USING (article_id)
+        WHERE a.published_at >= ? AND a.published_at < ?
+        ORDER BY a.published_at, a.article_id
+        """,
+        [start, end],
+    ).fetchall()
+    decompressor = zstandard.ZstdDecompressor()
+    return [_stored_page(row, decompressor) for row in rows]
+
+
+def _stored_page(row: tuple[Any, ...], decompressor: zstandard.ZstdDecompressor) -> FetchedPage:
+    (aid, key, url, feed_url, guid, title, summary, tags, published, updated, clamped) = row[:11]
+    final_url, status, content_type, fetched_at, html = row[11:]
+    entry = FeedEntry(
+        feed_url=feed_url, guid=guid, link=url, title=title, summary=summary, tags=tuple(tags or ()),
+        published_at=published, updated_at=updated, date_clamped=bool(clamped),
+    )  # fmt: skip
+    return FetchedPage(
+        PlannedEntry(entry, aid, key, url),
+        final_url=final_url, http_status=status, content_type=content_type,
+        html=decompressor.decompress(html), fetched_at=fetched_at,
+    )  # fmt: skip
+
+
+_REEXTRACTED = (
+    "canonical_url", "title", "author", "published_at", "site", "language", "text", "word_count",
+    "content_source", "extraction_error", "content_hash",
+)  # fmt: skip
+
+
+def update_extractions(con: duckdb.DuckDBPyConnection, articles: Sequence[Article]) -> int:
+    """Overwrite the extracted fields of stored articles (ids, duplicate marks and raw pages stay).
+    Returns the number of rows updated."""
+    if not articles:
+        return 0
+    rows = [_article_row(a, None, None, datetime.min) for a in articles]
+    con.register("reextracted", pa.Table.from_pylist(rows, schema=ARTICLE_SCHEMA))
+    try:
+        assignments = ", ".join(f"{column} = r.{column}" for column in _REEXTRACTED)  # fixed names
+        updated = con.execute(
+            f"UPDATE articles SET {assignments} FROM reextracted r"
+            " WHERE articles.article_id = r.article_id RETURNING articles.article_id"
+        ).fetchall()
+    finally:
+        con.unregister("reextracted")
+    return len(updated)

@@ -1,0 +1,287 @@
+"""The backfill flow: fill a past period from archived feeds, sitemaps, or the warehouse's own raw pages.
+
+The window is split into chunks (a day each by default) recorded in ``backfill_chunks``; each chunk is a
+resumable unit, so a backfill killed half-way and started again with the same parameters redoes only the
+unfinished chunks, and a repeated backfill adds no rows. Discovered articles go through the same fetch,
+extraction and dedupe stages as ingestion, under the same politeness limits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from prefect import flow, get_run_logger
+from prefect.futures import as_completed
+from prefect.task_runners import TaskRunner
+
+from flows._pipeline import ArticleCounts, TrackedRun, process_articles, tracked_run
+from flows.ingest import IO_TASK_RUNNER
+from newsflow.errors import ConfigError, RunLockedError
+from newsflow.progress import report
+from newsflow.records import FeedEntry
+from newsflow.settings import Settings, load_settings
+from tasks.discovery import Discovery, Window, discover_feed_archive, discover_sitemaps
+from tasks.extraction import extract_pages
+from tasks.runners import api_shared_with_workers, extraction_runner
+from tasks.storing import (
+    finish_backfill_chunk,
+    finish_backfill_chunks,
+    load_stored_pages,
+    plan_entries,
+    record_backfill_chunks,
+    stored_page_days,
+    update_articles,
+)
+from warehouse import feeds as feeds_table
+from warehouse.connection import writer
+from warehouse.lock import run_lock
+
+Source = Literal["feeds", "sitemaps", "warehouse"]
+SOURCES: tuple[Source, ...] = ("feeds", "sitemaps", "warehouse")
+MAX_WINDOW_DAYS = 3660
+
+
+@dataclass
+class BackfillCounts(ArticleCounts):
+    """Running totals of one backfill."""
+
+    chunks_total: int = 0
+    chunks_already_done: int = 0
+    chunks_done: int = 0
+    documents_fetched: int = 0
+    entries_in_window: int = 0
+    undated_skipped: int = 0
+    new_entries: int = 0
+    reextracted: int = 0
+    discovery_errors: Counter[str] = field(default_factory=Counter)
+
+    def add_discovery(self, found: Discovery) -> None:
+        self.documents_fetched += found.documents_fetched
+        self.undated_skipped += found.undated
+        self.discovery_errors.update(error.split(":")[0] for error in found.errors)
+
+
+def day_chunks(since: date, until: date, days: int) -> list[tuple[date, date]]:
+    """[start, end] date pairs covering since..until, ``days`` long (the last may be shorter)."""
+    chunks = []
+    start = since
+    while start <= until:
+        end = min(start + timedelta(days=days - 1), until)
+        chunks.append((start, end))
+        start = end + timedelta(days=1)
+    return chunks
+
+
+def backfill_id(parameters: dict[str, Any]) -> str:
+    """Stable id of a backfill request: the same parameters resume the same backfill."""
+    return hashlib.sha256(json.dumps(parameters, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def site_origin(site: str) -> str:
+    """``https://DOMAIN`` for a bare domain; an origin URL (``http://host:port``) as it is."""
+    if "://" in site:
+        parts = urlsplit(site)
+        return f"{parts.scheme}://{parts.netloc}"
+    return f"https://{site.strip().strip('/')}"
+
+
+@flow(name="backfill", task_runner=IO_TASK_RUNNER, validate_parameters=True)
+def backfill(
+    since: date,
+    until: date,
+    feed: str | None = None,
+    site: str | None = None,
+    sources: list[Source] | None = None,
+    db: str | None = None,
+    allow_private_networks: bool | None = None,
+    chunk_days: int = 1,
+    batch_size: int | None = None,
+    extraction_workers: int | None = None,
+) -> dict[str, Any]:
+    """Fill the period since..until (whole days, UTC, both included).
+
+    Args:
+        since: first day of the window.
+        until: last day of the window.
+        feed: only this feed's archive (and its site's sitemaps); default: every registered feed.
+        site: only this site: a domain (``example.com``, meaning https) or an origin URL.
+        sources: any of ``feeds`` (archived and paged feeds), ``sitemaps``, ``warehouse`` (re-extract
+            stored raw pages with no network); default ``feeds`` and ``sitemaps``.
+        db: the warehouse file.
+        allow_private_networks: fetch from loopback/private addresses.
+        chunk_days: days per resumable chunk.
+        batch_size: articles per fetch/extract/store batch.
+        extraction_workers: extraction processes.
+
+    Returns:
+        The backfill's counts; ``status`` is ``skipped`` when another backfill holds the warehouse.
+    """
+    chosen = validate_request(since, until, sources, chunk_days)
+    settings = load_settings(
+        db=Path(db) if db else None,
+        allow_private_networks=allow_private_networks,
+        batch_size=batch_size,
+        extraction_workers=extraction_workers,
+    )
+    parameters = {"since": since, "until": until, "feed": feed, "site": site, "sources": sorted(chosen),
+                  "chunk_days": chunk_days, "db": str(settings.db)}  # fmt: skip
+    logger = get_run_logger()
+    counts = BackfillCounts()
+    try:
+        with (
+            run_lock(settings.db, "backfill", settings.run_lock_wait),
+            tracked_run(settings, "backfill", parameters, counts) as run,
+        ):
+            fill(settings, parameters, chosen, counts, run)
+    except RunLockedError as exc:
+        logger.warning("skipping this backfill: %s", exc)
+        return {"run_id": None, "status": "skipped", "reason": str(exc), **counts.as_dict(), "timings": {}}
+    summary = {"run_id": run.run_id, "status": run.status, **counts.as_dict(), "timings": run.timings}
+    logger.info("backfill done: %s", summary)
+    return summary
+
+
+def validate_request(since: date, until: date, sources: list[Source] | None, chunk_days: int) -> set[Source]:
+    if since > until:
+        raise ConfigError(f"--since {since} is after --until {until}")
+    if (until - since).days > MAX_WINDOW_DAYS:
+        raise ConfigError(f"window of {(until - since).days} days is over the {MAX_WINDOW_DAYS}-day limit")
+    if chunk_days < 1:
+        raise ConfigError("chunk_days must be at least 1")
+    chosen = set(sources or ("feeds", "sitemaps"))
+    unknown = chosen - set(SOURCES)
+    if unknown:
+        raise ConfigError(f"unknown source(s) {sorted(unknown)}: choose from {', '.join(SOURCES)}")
+    return chosen
+
+
+def fill(
+    settings: Settings,
+    parameters: dict[str, Any],
+    sources: set[Source],
+    counts: BackfillCounts,
+    run: TrackedRun,
+) -> None:
+    """Discover, then process every unfinished chunk in date order, marking each done as it completes."""
+    since, until = parameters["since"], parameters["until"]
+    chunks = day_chunks(since, until, parameters["chunk_days"])
+    identity = backfill_id(parameters)
+    done = record_backfill_chunks(settings, identity, chunks, parameters)
+    pending = [chunk for chunk in chunks if chunk[0] not in done]
+    counts.chunks_total, counts.chunks_already_done = len(chunks), len(chunks) - len(pending)
+    report("backfill chunks", counts.chunks_already_done, len(chunks))
+    if not pending:
+        get_run_logger().info("backfill %s is complete already: nothing to do", identity)
+        return
+    by_chunk = discover(settings, parameters, sources, pending, counts)
+    stored_days = stored_page_days(settings, pending) if "warehouse" in sources else set()
+    run.lap("discovery_s")
+    busy = [c for c in pending if by_chunk.get(c[0]) or any(c[0] <= day <= c[1] for day in stored_days)]
+    # Chunks with nothing to do are closed together: a long window must not cost task runs per day.
+    idle = [c[0] for c in pending if c not in busy]
+    if idle:
+        finish_backfill_chunks(settings, identity, idle)
+        counts.chunks_done += len(idle)
+    report("backfill chunks", counts.chunks_already_done + counts.chunks_done, len(chunks))
+    if busy:
+        with api_shared_with_workers(), extraction_runner(settings) as runner:
+            for start, end in busy:
+                process_chunk(
+                    settings, identity, (start, end), by_chunk.get(start, []), sources, counts, run, runner
+                )
+                report("backfill chunks", counts.chunks_already_done + counts.chunks_done, len(chunks))
+    run.lap("chunks_s")
+
+
+def process_chunk(
+    settings: Settings,
+    identity: str,
+    chunk: tuple[date, date],
+    entries: list[FeedEntry],
+    sources: set[Source],
+    counts: BackfillCounts,
+    run: TrackedRun,
+    runner: TaskRunner[Any],
+) -> None:
+    """Fetch, extract and store one chunk's new entries (and re-extract its stored pages), then mark it
+    done: a chunk is the unit a restarted backfill skips."""
+    stored_before = counts.articles_stored
+    if entries:
+        planned = plan_entries(entries, settings, drop_known_urls=True)
+        counts.new_entries += len(planned)
+        process_articles(planned, settings, run.run_id, counts, runner)
+    if "warehouse" in sources:
+        reextract(settings, Window(*chunk), counts, runner)
+    finish_backfill_chunk(settings, identity, chunk[0], len(entries), counts.articles_stored - stored_before)
+    counts.chunks_done += 1
+
+
+def discover(
+    settings: Settings,
+    parameters: dict[str, Any],
+    sources: set[Source],
+    pending: Sequence[tuple[date, date]],
+    counts: BackfillCounts,
+) -> dict[date, list[FeedEntry]]:
+    """In-window entries of the network sources, grouped by the chunk their date falls in."""
+    if not sources & {"feeds", "sitemaps"}:
+        return {}
+    window = Window(pending[0][0], pending[-1][1])
+    feed_urls, origins = _targets(settings, parameters)
+    futures = []
+    if "feeds" in sources:
+        futures += [discover_feed_archive.submit(u, window.since, window.until, settings) for u in feed_urls]
+    if "sitemaps" in sources:
+        futures += [discover_sitemaps.submit(o, window.since, window.until, settings) for o in origins]
+    unique: dict[str, FeedEntry] = {}
+    for future in as_completed(futures):
+        found: Discovery = future.result()
+        counts.add_discovery(found)
+        for entry in found.entries:
+            # An article listed by its feed and by a sitemap is one entry; the feed's has the guid.
+            key = entry.link or f"{entry.feed_url}#{entry.guid}"
+            if key not in unique or (entry.guid and not unique[key].guid):
+                unique[key] = entry
+    starts = {start: Window(start, end) for start, end in pending}
+    by_chunk: dict[date, list[FeedEntry]] = defaultdict(list)
+    for entry in sorted(unique.values(), key=lambda e: (e.published_at or e.updated_at, e.link or "")):
+        moment = entry.published_at or entry.updated_at
+        for start, chunk in starts.items():
+            if chunk.contains(moment):
+                by_chunk[start].append(entry)
+                break
+    counts.entries_in_window = sum(len(v) for v in by_chunk.values())
+    return by_chunk
+
+
+def _targets(settings: Settings, parameters: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Feed URLs whose archives to walk, and site origins whose sitemaps to read."""
+    feed, site = parameters["feed"], parameters["site"]
+    if feed:
+        feed_urls = [feed]
+    else:
+        with writer(settings.db, settings.lock_timeout) as con:
+            feed_urls = [state.url for state in feeds_table.feed_states(con)]
+    if site:
+        origin = site_origin(site)
+        feed_urls = [u for u in feed_urls if site_origin(u) == origin] if not feed else feed_urls
+        return feed_urls, [origin]
+    return feed_urls, sorted({site_origin(u) for u in feed_urls})
+
+
+def reextract(settings: Settings, window: Window, counts: BackfillCounts, runner: TaskRunner[Any]) -> None:
+    """Re-extract the stored raw pages of the articles published in ``window``, with no network."""
+    pages = load_stored_pages(settings, window.start, window.end)
+    for start in range(0, len(pages), settings.batch_size):
+        batch = pages[start : start + settings.batch_size]
+        articles = runner.submit(extract_pages, {"pages": batch}).result()
+        counts.reextracted += update_articles(articles, settings)
+        counts.add_extractions(articles)
