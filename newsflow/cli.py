@@ -178,6 +178,57 @@ def backfill(
     click.echo(json.dumps(summary, indent=2, default=str) if as_json else backfill_summary(summary))
 
 
+@main.command()
+@click.option(
+    "--ingest-every", default=None, metavar="DURATION",
+    help="Schedule of the ingest deployment: 90, 30s, 15m, 2h [$NEWSFLOW_INGEST_INTERVAL or 15m].",
+)  # fmt: skip
+@click.option(
+    "--maintenance-cron", default=None, metavar="CRON",
+    help='Schedule of the maintenance deployment [$NEWSFLOW_MAINTENANCE_CRON or "30 3 * * *"].',
+)  # fmt: skip
+@db_option
+@private_networks_option
+def serve(
+    ingest_every: str | None,
+    maintenance_cron: str | None,
+    db: Path | None,
+    allow_private_networks: bool | None,
+) -> None:
+    """Serve the ingest, backfill and maintenance deployments on a Prefect server until Ctrl-C.
+
+    Needs PREFECT_API_URL pointing at `prefect server start` (the temporary API cannot fire schedules).
+    Scheduled ingests poll only the feeds that are due.
+    """
+    from newsflow.serving import parse_duration, require_server
+    from newsflow.serving import serve as serve_deployments
+
+    interval = parse_duration(ingest_every) if ingest_every else None
+    settings = load_settings(
+        db=db, ingest_interval=interval, maintenance_cron=maintenance_cron,
+        allow_private_networks=allow_private_networks,
+    )  # fmt: skip
+    if allow_private_networks:
+        os.environ["NEWSFLOW_ALLOW_PRIVATE_NETWORKS"] = "1"  # flow runs inherit the environment
+    require_server()
+    serve_deployments(settings)
+
+
+@main.command("maintenance")
+@db_option
+@click.option("--raw-page-retention-days", type=click.IntRange(min=0), default=None,
+              help="Prune raw pages fetched more than this many days ago (0 keeps all).")  # fmt: skip
+@verbose_option
+def maintenance_command(db: Path | None, raw_page_retention_days: int | None, verbose: bool) -> None:
+    """Prune old raw pages (by the retention setting) and checkpoint the warehouse (one flow run)."""
+    _quiet_prefect(verbose)
+    load_settings(db=db, raw_page_retention_days=raw_page_retention_days)
+    from flows.maintenance import maintenance
+
+    summary = maintenance(db=str(db) if db else None, raw_page_retention_days=raw_page_retention_days)
+    click.echo(json.dumps(summary, indent=2))
+
+
 def _quiet_prefect(verbose: bool) -> None:
     """Keep Prefect's INFO lines off the console (they still reach its API and UI) unless asked for."""
     if not verbose:

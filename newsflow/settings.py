@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     min_poll_interval: int = Field(300, gt=0, description="shortest adaptive polling interval, seconds")
     max_poll_interval: int = Field(86_400, gt=0, description="longest adaptive polling interval, seconds")
     pause_after_errors: int = Field(10, gt=0, description="consecutive failed polls that pause a feed")
+    ingest_interval: int = Field(900, gt=0, description="seconds between scheduled ingest runs (serve)")
+    maintenance_cron: str = Field("30 3 * * *", description="when scheduled maintenance runs (serve)")
+    raw_page_retention_days: int = Field(
+        0, ge=0, description="raw pages older than this many days are pruned by maintenance; 0 keeps all"
+    )
     future_tolerance: float = Field(
         600.0, ge=0, description="seconds a published date may lie in the future before clamping"
     )

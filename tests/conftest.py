@@ -112,3 +112,13 @@ def settings(db: Path) -> object:
         total_timeout=5.0,
         connect_timeout=2.0,
     )
+
+
+@pytest.fixture(scope="session")
+def backfill_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The backfill test site (tests/backfill_site.py), served for the whole session."""
+    shared("scrapinghub-article-extraction-benchmark")
+    from tests.backfill_site import running_backfill_site
+
+    with running_backfill_site(tmp_path_factory.mktemp("backfill-site")) as served:
+        yield served

@@ -1,0 +1,185 @@
+"""newsflow on a real `prefect server start`: entrypoints, scheduled ingests, a backfill triggered through
+Prefect, and clean shutdown of every process started."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.backfill_site import SINCE, UNTIL, BackfillSite, register
+from tests.conftest import REPO, LoopbackSite
+from tests.feedbuild import Item, write_feed
+
+BIN = Path(sys.executable).parent
+
+
+def test_every_prefect_yaml_entrypoint_resolves_to_a_flow() -> None:
+    from prefect.flows import Flow, load_flow_from_entrypoint
+
+    deployments = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+    names = {d["name"] for d in deployments}
+    assert names == {"ingest", "backfill", "maintenance"}
+    for deployment in deployments:
+        flow = load_flow_from_entrypoint(str(REPO / deployment["entrypoint"]))
+        assert isinstance(flow, Flow) and flow.name == deployment["name"]
+
+
+def test_serve_without_a_server_says_how_to_start_one(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    result = subprocess.run([str(BIN / "newsflow"), "serve", "--db", str(tmp_path / "w.duckdb")],
+                            env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    assert "prefect server start" in result.stderr and "PREFECT_API_URL" in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    """SIGINT first (what Ctrl-C sends), then SIGKILL; the whole process group goes."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real `prefect server start` on a free loopback port, with its own home and database."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1",
+        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2", PREFECT_UI_ENABLED="false",
+    )  # fmt: skip
+    log = (home / "server.log").open("w")
+    server = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    api = f"http://127.0.0.1:{port}/api"
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(api + "/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_until(healthy, 90, "prefect server health")
+        yield {**env, "PREFECT_API_URL": api, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+    finally:
+        stop(server)
+        log.close()
+
+
+def runs(db: Path, flow: str) -> list[dict[str, Any]]:
+    """Finished runs of ``flow`` in the warehouse, oldest first (read between the writers' transactions)."""
+    from newsflow.errors import WarehouseError
+    from warehouse.connection import connect
+
+    if not db.exists():
+        return []
+    try:
+        con = connect(db, read_only=True, lock_timeout=2)
+    except WarehouseError:
+        return []
+    try:
+        rows = con.execute(
+            "SELECT status, counts FROM runs WHERE flow = ? AND status <> 'running' ORDER BY started_at",
+            [flow],
+        ).fetchall()
+    except Exception:  # noqa: BLE001 - schema not created yet
+        return []
+    finally:
+        con.close()
+    return [{"status": status, **json.loads(counts)} for status, counts in rows]
+
+
+def test_scheduled_ingests_and_a_triggered_backfill(
+    prefect_server: dict[str, str],
+    backfill_site: BackfillSite,
+    site: LoopbackSite,
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "served.duckdb"
+    write_feed(site.root / "served" / "feed.xml", "Served",
+               [Item("Hello", site.url("/site/served/hello.html"), guid="served-1")])  # fmt: skip
+    (site.root / "served" / "hello.html").write_text(
+        "<html><head><title>Hello</title></head><body><article><p>"
+        + "A scheduled ingest stored this article. " * 20
+        + "</p></article></body></html>"
+    )
+    env = {**prefect_server, "NEWSFLOW_DB": str(db), "NEWSFLOW_ALLOW_PRIVATE_NETWORKS": "1"}
+    added = subprocess.run([str(BIN / "newsflow"), "feeds", "add", site.url("/site/served/feed.xml")],
+                           env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    register(db, backfill_site.site)
+    serve_log = (tmp_path / "serve.log").open("w")
+    serving = subprocess.Popen(
+        [str(BIN / "newsflow"), "serve", "--ingest-every", "5s"],
+        env=env, cwd=REPO, stdout=serve_log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        ingests = wait_until(lambda: len(runs(db, "ingest")) >= 2 and runs(db, "ingest"), 120,
+                             "two scheduled ingest runs")  # fmt: skip
+        first, second = ingests[0], ingests[1]
+        assert first["status"] == second["status"] == "completed"
+        # The served feed's article, plus the current entries of the backfill site's two feeds (3 + 1).
+        assert (first["feeds_polled"], first["articles_stored"]) == (3, 5)
+        # Five seconds later no feed is due yet (adaptive intervals are minutes): nothing new.
+        assert (second["feeds_polled"], second["new_entries"], second["articles_stored"]) == (0, 0, 0)
+
+        triggered = subprocess.run(
+            [str(BIN / "prefect"), "deployment", "run", "backfill/backfill",
+             "--param", f"since={SINCE}", "--param", f"until={UNTIL}",
+             "--param", f"site={backfill_site.site.base}", "--watch", "--watch-timeout", "180"],
+            env=env, capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
+        assert triggered.returncode == 0, triggered.stdout[-3000:] + triggered.stderr[-3000:]
+        [backfill_run] = wait_until(lambda: runs(db, "backfill"), 30, "the backfill run row")
+        assert backfill_run["status"] == "completed"
+        assert backfill_run["chunks_done"] == 3
+    finally:
+        stop(serving)
+        serve_log.close()
+    assert serving.returncode is not None
+    from warehouse.connection import connect
+
+    con = connect(db, read_only=True)
+    try:
+        urls = {row[0] for row in con.execute("SELECT url FROM articles").fetchall()}
+    finally:
+        con.close()
+    assert backfill_site.in_window <= urls
+    assert site.url("/site/served/hello.html") in urls
