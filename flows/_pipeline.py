@@ -37,6 +37,8 @@ class ArticleCounts:
 
     articles_stored: int = 0
     duplicates: int = 0
+    stories_new: int = 0
+    stories_joined: int = 0
     extracted: int = 0
     fell_back_to_feed: int = 0
     no_text: int = 0
@@ -49,6 +51,8 @@ class ArticleCounts:
         self.articles_stored += outcome.inserted
         self.duplicates += sum(outcome.duplicates.values())
         self.duplicate_reasons.update(outcome.duplicates)
+        self.stories_new += outcome.new_stories
+        self.stories_joined += outcome.joined_stories
         self.add_extractions(articles)
 
     def add_extractions(self, articles: Sequence[Article]) -> None:
@@ -84,7 +88,20 @@ def process_articles(
     counts: ArticleCounts,
     runner: TaskRunner[Any],
 ) -> None:
-    """Fetch, extract and store ``planned`` entries in batches of ``settings.batch_size``.
+    """Fetch, extract and store ``planned`` entries in batches of ``settings.batch_size``."""
+    process_batches(list(chunked(planned, settings.batch_size)), settings, run_id, counts, runner)
+
+
+def process_batches(
+    batches: Sequence[list[PlannedEntry]],
+    settings: Settings,
+    run_id: str,
+    counts: ArticleCounts,
+    runner: TaskRunner[Any],
+    after_batch: Callable[[int, bool], None] | None = None,
+) -> None:
+    """Fetch, extract and store ``batches``; ``after_batch(index, stored)`` is called as each one is
+    stored (True) or given up (False).
 
     Batches are fetched in order, at most FETCH_BATCHES_IN_FLIGHT at a time, and no further ahead of the
     store than twice the extraction workers (memory stays bounded however many entries are new). Each is
@@ -92,8 +109,7 @@ def process_articles(
     extracted, so the "first copy" of a duplicate follows feed order. A batch whose task fails is logged,
     counted and left unstored: its entries are still new for the next run.
     """
-    batches = list(chunked(planned, settings.batch_size))
-    total = len(planned)
+    total = sum(len(batch) for batch in batches)
     max_ahead = 2 * settings.extraction_workers + 1
     events: queue.Queue[tuple[str, int, PrefectFuture[Any]]] = queue.Queue()
     extracted: dict[int, list[Article] | None] = {}
@@ -131,6 +147,8 @@ def process_articles(
                 counts.add_articles(articles, store_articles(articles, settings, run_id))
                 stored += len(articles)
                 report("store articles", stored, total)
+            if after_batch is not None:
+                after_batch(next_store, articles is not None)
             next_store += 1
 
 

@@ -22,11 +22,11 @@ from prefect import flow, get_run_logger
 from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner
 
-from flows._pipeline import ArticleCounts, TrackedRun, process_articles, tracked_run
+from flows._pipeline import ArticleCounts, TrackedRun, chunked, process_batches, tracked_run
 from flows.ingest import IO_TASK_RUNNER
 from newsflow.errors import ConfigError, RunLockedError
 from newsflow.progress import report
-from newsflow.records import FeedEntry
+from newsflow.records import FeedEntry, PlannedEntry
 from newsflow.settings import Settings, load_settings
 from tasks.discovery import Discovery, Window, discover_feed_archive, discover_sitemaps
 from tasks.extraction import extract_pages
@@ -184,44 +184,93 @@ def fill(
     by_chunk = discover(settings, parameters, sources, pending, counts)
     stored_days = stored_page_days(settings, pending) if "warehouse" in sources else set()
     run.lap("discovery_s")
-    busy = [c for c in pending if by_chunk.get(c[0]) or any(c[0] <= day <= c[1] for day in stored_days)]
+    found = [entry for chunk in pending for entry in by_chunk.get(chunk[0], [])]
+    planned = plan_entries(found, settings, drop_known_urls=True) if found else []
+    counts.new_entries = len(planned)
+    batches, batch_chunks = batches_by_chunk(planned, by_chunk, pending, settings.batch_size)
+    to_reextract = [c for c in pending if any(c[0] <= day <= c[1] for day in stored_days)]
+    progress = ChunkProgress(
+        settings, identity, counts, len(chunks), {c[0]: len(by_chunk.get(c[0], [])) for c in pending}
+    )
+    for chunk in pending:
+        progress.expect(chunk[0], batch_chunks.count(chunk[0]) + (chunk in to_reextract))
     # Chunks with nothing to do are closed together: a long window must not cost task runs per day.
-    idle = [c[0] for c in pending if c not in busy]
-    if idle:
-        finish_backfill_chunks(settings, identity, idle)
-        counts.chunks_done += len(idle)
-    report("backfill chunks", counts.chunks_already_done + counts.chunks_done, len(chunks))
-    if busy:
+    progress.finish_idle()
+    if batches or to_reextract:
         with api_shared_with_workers(), extraction_runner(settings) as runner:
-            for start, end in busy:
-                process_chunk(
-                    settings, identity, (start, end), by_chunk.get(start, []), sources, counts, run, runner
-                )
-                report("backfill chunks", counts.chunks_already_done + counts.chunks_done, len(chunks))
+            for chunk in to_reextract:
+                reextract(settings, Window(*chunk), counts, runner)
+                progress.part_done(chunk[0], True)
+            # One pipeline across all chunks, so fetching, extraction and writes overlap between chunks.
+            process_batches(
+                batches, settings, run.run_id, counts, runner,
+                after_batch=lambda index, ok: progress.part_done(batch_chunks[index], ok),
+            )  # fmt: skip
     run.lap("chunks_s")
 
 
-def process_chunk(
-    settings: Settings,
-    identity: str,
-    chunk: tuple[date, date],
-    entries: list[FeedEntry],
-    sources: set[Source],
-    counts: BackfillCounts,
-    run: TrackedRun,
-    runner: TaskRunner[Any],
-) -> None:
-    """Fetch, extract and store one chunk's new entries (and re-extract its stored pages), then mark it
-    done: a chunk is the unit a restarted backfill skips."""
-    stored_before = counts.articles_stored
-    if entries:
-        planned = plan_entries(entries, settings, drop_known_urls=True)
-        counts.new_entries += len(planned)
-        process_articles(planned, settings, run.run_id, counts, runner)
-    if "warehouse" in sources:
-        reextract(settings, Window(*chunk), counts, runner)
-    finish_backfill_chunk(settings, identity, chunk[0], len(entries), counts.articles_stored - stored_before)
-    counts.chunks_done += 1
+def batches_by_chunk(
+    planned: Sequence[PlannedEntry],
+    by_chunk: dict[date, list[FeedEntry]],
+    pending: Sequence[tuple[date, date]],
+    batch_size: int,
+) -> tuple[list[list[PlannedEntry]], list[date]]:
+    """Batches in chunk (date) order that never span two chunks, and the chunk start of each batch."""
+    chunk_of = {entry: start for start, entries in by_chunk.items() for entry in entries}
+    batches: list[list[PlannedEntry]] = []
+    owners: list[date] = []
+    for start, _ in pending:
+        mine = [p for p in planned if chunk_of.get(p.entry) == start]
+        for batch in chunked(mine, batch_size):
+            batches.append(batch)
+            owners.append(start)
+    return batches, owners
+
+
+@dataclass
+class ChunkProgress:
+    """Marks a chunk done once every part of its work (its batches, its re-extraction) is stored; a chunk
+    with a failed part stays pending, so a restarted backfill does it again."""
+
+    settings: Settings
+    identity: str
+    counts: BackfillCounts
+    total_chunks: int
+    entries_found: dict[date, int]
+    remaining: dict[date, int] = field(default_factory=dict)
+    failed: set[date] = field(default_factory=set)
+    stored: dict[date, int] = field(default_factory=dict)
+    _stored_seen: int = 0
+
+    def expect(self, chunk_start: date, parts: int) -> None:
+        self.remaining[chunk_start] = parts
+
+    def finish_idle(self) -> None:
+        idle = [start for start, parts in self.remaining.items() if parts == 0]
+        if idle:
+            finish_backfill_chunks(self.settings, self.identity, idle)
+            self.counts.chunks_done += len(idle)
+        self._report()
+
+    def part_done(self, chunk_start: date, ok: bool) -> None:
+        stored_now = self.counts.articles_stored
+        self.stored[chunk_start] = self.stored.get(chunk_start, 0) + stored_now - self._stored_seen
+        self._stored_seen = stored_now
+        self.remaining[chunk_start] -= 1
+        if not ok:
+            self.failed.add(chunk_start)
+        if self.remaining[chunk_start] == 0 and chunk_start not in self.failed:
+            finish_backfill_chunk(
+                self.settings, self.identity, chunk_start, self.entries_found[chunk_start],
+                self.stored[chunk_start],
+            )  # fmt: skip
+            self.counts.chunks_done += 1
+            self._report()
+
+    def _report(self) -> None:
+        report(
+            "backfill chunks", self.counts.chunks_already_done + self.counts.chunks_done, self.total_chunks
+        )
 
 
 def discover(

@@ -33,7 +33,7 @@ from newsflow.settings import Settings, load_settings
 from tasks.http import utcnow
 from tasks.polling import poll_feeds
 from tasks.runners import api_shared_with_workers, extraction_runner
-from tasks.storing import plan_entries, store_polls
+from tasks.storing import plan_entries, save_validators, store_polls
 from warehouse import feeds as feeds_table
 from warehouse.connection import writer
 from warehouse.lock import run_lock
@@ -161,7 +161,8 @@ def ingest_feeds(feeds: list[FeedState], settings: Settings, run: TrackedRun, co
     run.lap("poll_s")
     planned = plan_entries([entry for poll in polls for entry in poll.entries], settings)
     counts.new_entries = len(planned)
-    store_polls(polls, feeds, Counter(p.entry.feed_url for p in planned), settings, run.run_id)
+    new_by_feed = Counter(p.entry.feed_url for p in planned)
+    store_polls(polls, feeds, new_by_feed, settings, run.run_id)
     get_run_logger().info(
         "%d feeds polled (%d not modified, %d failed); %d entries, %d new",
         counts.feeds_polled,
@@ -173,6 +174,8 @@ def ingest_feeds(feeds: list[FeedState], settings: Settings, run: TrackedRun, co
     if planned:
         with api_shared_with_workers(), extraction_runner(settings) as runner:
             process_articles(planned, settings, run.run_id, counts, runner)
+        if not counts.batches_failed:  # else the next poll fetches those feeds in full and retries them
+            save_validators([p for p in polls if new_by_feed[p.feed_url]], settings)
     run.lap("articles_s")
 
 

@@ -280,6 +280,191 @@ def sql(query: str, db: Path | None, params: tuple[tuple[str, str], ...], fmt: s
     click.echo(render_rows(result.columns, result.rows, fmt))
 
 
+format_option = click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+
+
+@main.command("stories")
+@click.option(
+    "--since",
+    default="24h",
+    show_default=True,
+    help="Stories with an article since: a duration (30m, 24h, 7d, 2w), a day (YYYY-MM-DD, UTC) or 'all'.",
+)
+@click.option(
+    "--min-outlets", type=click.IntRange(min=1), default=1, show_default=True, help="Fewest outlets."
+)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Most stories.")
+@db_option
+@format_option
+def stories_command(since: str, min_outlets: int, limit: int, db: Path | None, fmt: str) -> None:
+    """List stories, biggest first, with their outlets and headline.
+
+    Example: newsflow stories --since 7d --min-outlets 3
+    """
+    from newsflow.display import render_rows
+    from tasks.http import utcnow
+    from warehouse import stories as stories_table
+    from warehouse.connection import writer
+
+    settings = load_settings(db=db)
+    since_at = parse_since(since, utcnow())
+    with writer(settings.db, settings.lock_timeout) as con:
+        rows = stories_table.list_stories(con, since=since_at, min_outlets=min_outlets, limit=limit)
+    columns = ["story_id", "articles", "outlets", "first_at", "last_at", "headline", "sites"]
+    if fmt == "table":  # narrow terminals: short times, the span's end only
+        columns.remove("first_at")
+        rows = [r | {"last_at": f"{r['last_at']:%Y-%m-%d %H:%M}"} for r in rows]
+    click.echo(render_rows(columns, [tuple(r[c] for c in columns) for r in rows], fmt))
+
+
+def parse_since(value: str, now: datetime) -> datetime | None:
+    """``24h``-style durations back from ``now``, ``YYYY-MM-DD`` days (UTC), or None for ``all``."""
+    from datetime import UTC, timedelta
+
+    from newsflow.errors import ConfigError
+
+    text = value.strip().lower()
+    if text == "all":
+        return None
+    units = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+    if text[-1:] in units and text[:-1].isdigit():
+        return now - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise ConfigError(
+            f"--since {value!r}: expected a duration (30m, 24h, 7d, 2w), a day (YYYY-MM-DD) or 'all'"
+        ) from None
+
+
+@main.command("story")
+@click.argument("story_id")
+@db_option
+@format_option
+def story_command(story_id: str, db: Path | None, fmt: str) -> None:
+    """Show one story: its articles with outlet, time, title, URL, copy marks and grouping decision.
+
+    Example: newsflow story s_0123456789abcdef
+    """
+    from newsflow.display import render_rows
+    from warehouse import stories as stories_table
+    from warehouse.connection import writer
+
+    settings = load_settings(db=db)
+    with writer(settings.db, settings.lock_timeout) as con:
+        overview = stories_table.story_overview(con, story_id)
+        members = stories_table.story_members(con, story_id)
+    if overview is None:
+        raise NewsflowError(f"no story {story_id!r} in {settings.db} (see `newsflow stories`)")
+    if fmt == "json":
+        click.echo(json.dumps({"story": overview, "articles": members}, indent=2, default=str))
+        return
+    columns = ["site", "published", "title", "url", "copy_of", "decision"]
+    rows = [
+        (m["site"], f"{m['published']:%Y-%m-%d %H:%M}" if fmt == "table" else m["published"], m["title"],
+         m["url"], _copy_mark(m), _decision(m))
+        for m in members
+    ]  # fmt: skip
+    if fmt == "table":
+        click.echo(
+            f"{overview['headline'] or '(no headline)'}\n{overview['articles']} articles "
+            f"({overview['originals']} originals) from {overview['outlets']} outlets, "
+            f"{overview['first_at']} .. {overview['last_at']}\n"
+        )
+    click.echo(render_rows(columns, rows, fmt))
+
+
+def _copy_mark(member: dict[str, Any]) -> str | None:
+    if not member["duplicate_of"]:
+        return None
+    return f"{member['dup_reason']} {member['dup_score'] or 1.0:.2f} of {member['duplicate_of']}"
+
+
+def _decision(member: dict[str, Any]) -> str | None:
+    if not member["reason"]:
+        return None
+    return f"{member['reason']} {member['score']:.3f}"
+
+
+@main.command("load")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@db_option
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Articles per batch [100].")
+@json_option
+def load_command(file: Path, db: Path | None, batch_size: int | None, as_json: bool) -> None:
+    """Load already-extracted articles from a JSON Lines file, through dedupe and story grouping.
+
+    One JSON object per line: "text" (required), and optionally "id" (kept as external_id), "url",
+    "title", "published_at" (ISO 8601), "site", "author", "language". Each bad line is reported on
+    stderr with its line number and skipped; the others are loaded; the exit status is 1 if any line was
+    bad. Loading the same records again adds nothing. Example: newsflow load archive.jsonl
+    """
+    from tasks.loading import BadLine, load_file
+
+    settings = load_settings(db=db, batch_size=batch_size)
+
+    def report_bad(bad: BadLine) -> None:
+        click.echo(f"{file}:{bad.line}: {bad.reason}", err=True)
+
+    summary = load_file(file, settings, on_bad_line=report_bad)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        duplicates = summary["duplicates"]
+        near = duplicates.get("near_duplicate", 0)
+        click.echo(
+            f"lines    {summary['lines']}: stored {summary['articles_stored']}, already stored "
+            f"{summary['already_stored']}, bad {summary['bad_lines']}\n"
+            f"copies   exact duplicates {sum(duplicates.values()) - near}, near-duplicates {near}\n"
+            f"stories  new {summary['new_stories']}, joined an existing story {summary['joined_stories']}"
+        )
+    if summary["bad_lines"]:
+        click.echo(
+            f"Error: {summary['bad_lines']} of {summary['lines']} lines were not loaded (see above)", err=True
+        )
+        sys.exit(EXIT_ERROR)
+
+
+@main.command("regroup")
+@click.option(
+    "--since", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First day (YYYY-MM-DD, UTC)."
+)
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), required=True, help="Last day, included.")
+@db_option
+def regroup_command(since: datetime, until: datetime, db: Path | None) -> None:
+    """Group the articles of a period into stories again (after tuning, or after a backfill).
+
+    Takes apart every story with an article published (else first seen) in the period and groups those
+    stories' articles and the period's other articles again, in time order, in one transaction.
+    Example: newsflow regroup --since 2023-09-01 --until 2023-09-30
+    """
+    from datetime import UTC, timedelta
+
+    from tasks.grouping import regroup
+    from tasks.http import utcnow
+    from warehouse.connection import writer
+
+    if until < since:
+        raise click.BadParameter("--until is before --since", param_hint="--until")
+    settings = load_settings(db=db)
+    start = since.replace(tzinfo=UTC)
+    end = until.replace(tzinfo=UTC) + timedelta(days=1)
+    with writer(settings.db, settings.lock_timeout) as con:
+        outcome = regroup(con, start, end, utcnow(), settings.batch_size)
+    click.echo(
+        f"regrouped {outcome.articles} articles: {outcome.stories_before} stories taken apart, "
+        f"{outcome.stories_after} stories now ({outcome.joined} articles joined a story)"
+    )
+
+
 @main.group()
 def feeds() -> None:
     """List and edit the registered feeds."""

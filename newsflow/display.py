@@ -122,9 +122,10 @@ def summary_table(summary: dict[str, Any]) -> str:
             else ""
         ),
         f"entries  seen {summary['entries_seen']}, new {summary['new_entries']}",
-        f"articles stored {summary['articles_stored']} (of which exact duplicates {summary['duplicates']}): "
+        f"articles stored {summary['articles_stored']} (of which duplicates {summary['duplicates']}): "
         f"extracted {summary['extracted']}, fell back to feed text {summary['fell_back_to_feed']}, "
         f"no text {summary['no_text']}",
+        f"stories  new {summary['stories_new']}, joined by new articles {summary['stories_joined']}",
     ]
     if summary.get("batches_failed"):
         lines.append(f"batches  failed {summary['batches_failed']} (their entries are retried next run)")

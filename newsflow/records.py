@@ -22,6 +22,7 @@ class ContentSource(StrEnum):
     FEED_CONTENT = "feed_content"  # the entry's full content
     FEED_SUMMARY = "feed_summary"  # the entry's summary
     NONE = "none"  # nothing usable anywhere
+    LOADED = "loaded"  # given as text by `newsflow load`
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ class Article:
     raw_html_zstd: bytes | None = field(default=None, repr=False)
     final_url: str | None = None
     content_type: str | None = None
+    external_id: str | None = None  # the id a loaded record carried
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,8 @@ class StoreOutcome:
     inserted: int
     duplicates: dict[str, int]
     skipped_existing: int
+    new_stories: int = 0
+    joined_stories: int = 0
 
 
 @dataclass(frozen=True)
@@ -180,3 +184,90 @@ class DuplicateMark:
     of: str
     reason: str
     score: float = 1.0
+
+
+# ---- near-duplicate and story state (rows of the warehouse tables) ---------------------------------
+
+
+@dataclass(frozen=True)
+class SignatureRow:
+    """One article's MinHash signature (``NUM_PERM`` little-endian uint32 values)."""
+
+    article_id: str
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class BandRow:
+    """One LSH band of one article: articles sharing (band, bucket) are candidates."""
+
+    band: int
+    bucket: int
+    article_id: str
+
+
+@dataclass(frozen=True)
+class StoredSignature:
+    """A candidate from storage: its signature, and the first copy it belongs to (itself if none)."""
+
+    article_id: str
+    signature: bytes
+    root: str | None = None
+
+
+@dataclass(frozen=True)
+class StoryAssignment:
+    """Which story an article went to, why, and with what score (for a new story: the best rejected)."""
+
+    article_id: str
+    story_id: str
+    reason: str
+    score: float
+    term_similarity: float = 0.0
+    entity_similarity: float = 0.0
+    days_apart: float = 0.0
+    best_other: str | None = None
+    shared_terms: tuple[str, ...] = ()
+
+    def explain(self) -> str:
+        """One line a user can read."""
+        shared = ", ".join(self.shared_terms)
+        return (
+            f"{self.reason}: score {self.score:.3f} (terms {self.term_similarity:.3f}, entities "
+            f"{self.entity_similarity:.3f}, {self.days_apart:.1f} days apart) vs {self.best_other}"
+            + (f"; shared: {shared}" if shared else "")
+        )
+
+
+@dataclass(frozen=True)
+class StoryRow:
+    """One row of the ``stories`` table."""
+
+    story_id: str
+    headline: str | None
+    headline_article_id: str | None
+    first_at: datetime
+    last_at: datetime
+    article_count: int
+    sites: tuple[str, ...]
+    join_score_sum: float
+    term_norm: float
+    entity_norm: float
+
+
+@dataclass(frozen=True)
+class StoryTermRow:
+    """One weight of a story centroid; ``kind`` is ``t`` (terms) or ``e`` (entities)."""
+
+    story_id: str
+    kind: str
+    term: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class DocFreqRow:
+    """Documents containing ``term`` (the row with ``term == DOCS_KEY`` counts all documents)."""
+
+    term: str
+    df: int

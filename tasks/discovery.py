@@ -68,12 +68,17 @@ def archived_entries(feed_url: str, window: Window, fetcher: Fetcher) -> Discove
     found = Discovery()
     url: str | None = feed_url
     seen: set[str] = set()
+    known_entries: set[tuple[str | None, str | None]] = set()
     page_number = 1
     while url and url not in seen and found.documents_fetched < MAX_ARCHIVE_PAGES:
         seen.add(url)
         parsed = _fetch_feed(url, fetcher, found)
         if parsed is None or not parsed.entries:
             break
+        keys = {(e.guid, e.link) for e in parsed.entries}
+        if keys <= known_entries:
+            break  # a site that ignores ?paged=N answers with the same page: nothing older to find
+        known_entries |= keys
         found.entries += [e for e in parsed.entries if window.contains(_entry_date(e))]
         found.undated += sum(1 for e in parsed.entries if _entry_date(e) is None)
         dated = [d for e in parsed.entries if (d := _entry_date(e)) is not None]

@@ -4,16 +4,18 @@ JSON Feed (which feedparser 6.0 does not read) with the json module."""
 from __future__ import annotations
 
 import calendar
+import hashlib
 import json
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin
 
 import feedparser
+from feedparser.encodings import convert_to_utf8
 
 from newsflow.errors import FeedParseError
 from newsflow.records import FeedEntry
@@ -23,6 +25,8 @@ from tasks.urls import canonical_url
 # and no legitimate feed needs a DTD entity declaration.
 _ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
 JSON_FEED_VERSION = "https://jsonfeed.org/version/"
+#: Guid given to an entry that has neither guid nor link (bare, so it is scoped by the feed URL).
+SYNTHETIC_GUID_PREFIX = "newsflow-text-"
 
 
 @dataclass(frozen=True)
@@ -56,14 +60,16 @@ def parse_feed(
     headers = {k.lower(): v for k, v in headers.items()}
     if _is_json(content, headers.get("content-type", "")):
         return _parse_json_feed(content, feed_url, now, future_tolerance)
-    if _ENTITY_DECLARATION.search(content):
-        raise FeedParseError(feed_url, "entity_declaration", "feed declares XML entities; refused")
     response_headers = {"content-location": feed_url}
     if "content-type" in headers:
         response_headers["content-type"] = headers["content-type"]
+    if _declares_entities(content, response_headers):
+        raise FeedParseError(feed_url, "entity_declaration", "feed declares XML entities; refused")
     parsed = feedparser.parse(content, response_headers=response_headers, sanitize_html=True)
     bozo_reason = _bozo_reason(parsed)
-    entries = tuple(_entry(raw, feed_url, now, future_tolerance) for raw in parsed.get("entries", []))
+    entries = tuple(
+        _with_identity(_entry(raw, feed_url, now, future_tolerance)) for raw in parsed.get("entries", [])
+    )
     if not entries:
         if not parsed.get("version"):
             kind = "not_a_feed"
@@ -80,6 +86,14 @@ def parse_feed(
         if link.get("rel") and link.get("href")
     }
     return ParsedFeed(entries, title, bool(parsed.get("bozo")), bozo_reason, links)
+
+
+def _declares_entities(content: bytes, response_headers: dict[str, str]) -> bool:
+    """Whether the document declares an XML entity, in the bytes or in the UTF-8 that feedparser parses:
+    a UTF-16, UTF-32, UTF-7 or EBCDIC body hides ``<!ENTITY`` from a search of its raw bytes."""
+    if _ENTITY_DECLARATION.search(content):
+        return True
+    return bool(_ENTITY_DECLARATION.search(convert_to_utf8(dict(response_headers), content, {})))
 
 
 def _bozo_reason(parsed: Any) -> str | None:
@@ -111,6 +125,15 @@ def _entry(raw: Any, feed_url: str, now: datetime, tolerance: timedelta) -> Feed
         updated_at=updated,
         date_clamped=clamped,
     )
+
+
+def _with_identity(entry: FeedEntry) -> FeedEntry:
+    """An entry with neither guid nor link would share its id with every other such entry (and all but
+    the first would be lost): it gets a guid hashed from its text, the same each time it is polled."""
+    if entry.guid or entry.link:
+        return entry
+    basis = "\n".join([entry.title or "", entry.summary or "", entry.content or ""])
+    return replace(entry, guid=SYNTHETIC_GUID_PREFIX + hashlib.sha256(basis.encode()).hexdigest()[:20])
 
 
 def _text(value: Any) -> str | None:
@@ -176,7 +199,9 @@ def _parse_json_feed(content: bytes, feed_url: str, now: datetime, tolerance: ti
         raise FeedParseError(feed_url, "malformed", "JSON Feed without an items list")
     feed_authors = _json_authors(document)
     entries = tuple(
-        _json_entry(item, feed_url, feed_authors, now, tolerance) for item in items if isinstance(item, dict)
+        _with_identity(_json_entry(item, feed_url, feed_authors, now, tolerance))
+        for item in items
+        if isinstance(item, dict)
     )
     links = {"next": urljoin(feed_url, document["next_url"])} if _text(document.get("next_url")) else {}
     return ParsedFeed(entries, _text(document.get("title")), False, None, links)

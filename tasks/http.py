@@ -25,7 +25,7 @@ from newsflow.errors import (
     TransientFetchError,
 )
 from newsflow.settings import Settings
-from tasks.netpolicy import GuardedTransport
+from tasks.netpolicy import GuardedTransport, request_deadline
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +220,8 @@ class Fetcher:
             raise FetchError(url, "bad_url", f"unsupported URL scheme {scheme!r}")
         started = time.monotonic()
         try:
-            with self._host_slot(urlsplit(url).hostname or ""):
+            # The deadline bounds every socket read, so a server trickling its headers is cut too.
+            with self._host_slot(urlsplit(url).hostname or "", deadline), request_deadline(deadline):
                 with self._client.stream("GET", url, headers=dict(headers)) as stream:
                     declared = stream.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > max_bytes:
@@ -244,9 +245,23 @@ class Fetcher:
             # Raised by the network backend, which knows only the host: name the URL.
             raise type(exc)(url, exc.reason, exc.detail) from exc
         except httpx.TimeoutException as exc:
-            raise TransientFetchError(url, "timeout", f"timed out ({type(exc).__name__})") from exc
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            if time.monotonic() >= deadline:
+                detail = f"took over {self.settings.total_timeout:g} s in all"
+            else:
+                detail = f"timed out ({type(exc).__name__})"
+            raise TransientFetchError(url, "timeout", detail) from exc
+        except httpx.ConnectError as exc:
             raise TransientFetchError(url, "connect_error", f"{type(exc).__name__}: {exc}") from exc
+        except (httpx.ReadError, httpx.WriteError) as exc:
+            raise TransientFetchError(url, "connection_reset", f"{type(exc).__name__}: {exc}") from exc
+        except httpx.RemoteProtocolError as exc:
+            raise TransientFetchError(url, "protocol_error", f"{type(exc).__name__}: {exc}") from exc
+        except httpx.InvalidURL as exc:
+            # httpx parses a redirect's Location even when not following it (and InvalidURL is no
+            # HTTPError): a Location such as "javascript:..." lands here.
+            raise FetchError(
+                url, "bad_redirect" if _valid_url(url) else "bad_url", f"invalid URL: {exc}"
+            ) from exc
         except httpx.DecodingError as exc:
             raise FetchError(url, "bad_encoding", f"cannot decode body: {exc}") from exc
         except httpx.HTTPError as exc:
@@ -272,15 +287,23 @@ class Fetcher:
         return b"".join(chunks)
 
     @contextmanager
-    def _host_slot(self, host: str) -> Iterator[None]:
+    def _host_slot(self, host: str, deadline: float) -> Iterator[None]:
         sem = self._hosts.semaphore(host)
-        # Bounded wait so a stuck host cannot hold a caller forever.
-        if not sem.acquire(timeout=self.settings.total_timeout):
+        # Bounded wait (within the request's total time) so a stuck host cannot hold a caller forever.
+        if not sem.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise TransientFetchError(host, "timeout", f"waited too long for a connection slot to {host}")
         try:
             yield
         finally:
             sem.release()
+
+
+def _valid_url(url: str) -> bool:
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL:
+        return False
+    return True
 
 
 def utcnow() -> datetime:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from newsflow.records import DuplicateMark
+from newsflow.records import BandRow, DuplicateMark, SignatureRow, StoredSignature
 
 #: Words per shingle. Three keeps unrelated texts near Jaccard 0 while a 10 % edit keeps ~0.55.
 SHINGLE_WORDS = 3
@@ -58,32 +58,6 @@ _BAND_MIX = np.array(
     [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5][:ROWS_PER_BAND],
     dtype=np.uint64,
 )
-
-
-@dataclass(frozen=True)
-class SignatureRow:
-    """One article's MinHash signature (``NUM_PERM`` little-endian uint32 values)."""
-
-    article_id: str
-    signature: bytes
-
-
-@dataclass(frozen=True)
-class BandRow:
-    """One LSH band of one article: articles sharing (band, bucket) are candidates."""
-
-    band: int
-    bucket: int
-    article_id: str
-
-
-@dataclass(frozen=True)
-class StoredSignature:
-    """A candidate from storage: its signature, and the first copy it belongs to (itself if none)."""
-
-    article_id: str
-    signature: bytes
-    root: str | None = None
 
 
 def words(text: str) -> list[str]:

@@ -28,6 +28,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from newsflow.records import DocFreqRow, StoryAssignment, StoryRow, StoryTermRow
+
 Vector = dict[str, float]
 
 #: Key of the row in ``DocFreqRow``s that holds the number of documents counted.
@@ -116,64 +118,6 @@ class Story:
     join_score_sum: float
     terms: Vector = field(repr=False)
     entities: Vector = field(repr=False)
-
-
-@dataclass(frozen=True)
-class StoryAssignment:
-    """Which story an article went to, why, and with what score (for a new story: the best rejected)."""
-
-    article_id: str
-    story_id: str
-    reason: str
-    score: float
-    term_similarity: float = 0.0
-    entity_similarity: float = 0.0
-    days_apart: float = 0.0
-    best_other: str | None = None
-    shared_terms: tuple[str, ...] = ()
-
-    def explain(self) -> str:
-        """One line a user can read."""
-        shared = ", ".join(self.shared_terms)
-        return (
-            f"{self.reason}: score {self.score:.3f} (terms {self.term_similarity:.3f}, entities "
-            f"{self.entity_similarity:.3f}, {self.days_apart:.1f} days apart) vs {self.best_other}"
-            + (f"; shared: {shared}" if shared else "")
-        )
-
-
-@dataclass(frozen=True)
-class StoryRow:
-    """One row of the ``stories`` table."""
-
-    story_id: str
-    headline: str | None
-    headline_article_id: str | None
-    first_at: datetime
-    last_at: datetime
-    article_count: int
-    sites: tuple[str, ...]
-    join_score_sum: float
-    term_norm: float
-    entity_norm: float
-
-
-@dataclass(frozen=True)
-class StoryTermRow:
-    """One weight of a story centroid; ``kind`` is ``t`` (terms) or ``e`` (entities)."""
-
-    story_id: str
-    kind: str
-    term: str
-    weight: float
-
-
-@dataclass(frozen=True)
-class DocFreqRow:
-    """Documents containing ``term`` (the row with ``term == DOCS_KEY`` counts all documents)."""
-
-    term: str
-    df: int
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -23,8 +24,10 @@ from newsflow.records import (
 )
 from newsflow.settings import Settings
 from tasks.dedupe import article_id, guid_key, mark_exact_duplicates
+from tasks.grouping import group_batch
 from tasks.http import utcnow
 from tasks.schedule import next_schedule
+from tasks.stories import StoryArticle
 from tasks.urls import canonical_url
 from warehouse import articles as articles_table
 from warehouse import backfills as backfills_table
@@ -72,7 +75,8 @@ def plan(
 
 
 def store(articles: list[Article], settings: Settings, run_id: str | None) -> StoreOutcome:
-    """Store one batch in one transaction, marking exact duplicates. Re-storing a batch adds nothing."""
+    """Store one batch in one transaction: exact duplicates, near-duplicates and stories (see
+    :mod:`tasks.grouping`). Re-storing a batch adds nothing."""
     now = utcnow()
     with writer(settings.db, settings.lock_timeout) as con:
         stored_ids = articles_table.existing_ids(con, [a.article_id for a in articles])
@@ -83,12 +87,29 @@ def store(articles: list[Article], settings: Settings, run_id: str | None) -> St
             content_hashes=[a.content_hash for a in articles if a.content_hash],
         )
         marks = mark_exact_duplicates(articles, stored, stored_ids)
-        inserted = articles_table.insert_articles(con, articles, marks, run_id=run_id, now=now)
+        grouped = group_batch(con, _new_for_grouping(articles, stored_ids, now), marks, now)
+        marks = {**marks, **grouped.near_marks}
+        inserted = articles_table.insert_articles(
+            con, articles, marks, run_id=run_id, now=now, story_ids=grouped.story_ids
+        )
     return StoreOutcome(
         inserted=inserted,
         duplicates=dict(Counter(m.reason for m in marks.values())),
         skipped_existing=len({a.article_id for a in articles} & stored_ids),
+        new_stories=grouped.new_stories,
+        joined_stories=grouped.joined,
     )
+
+
+def _new_for_grouping(articles: list[Article], stored_ids: set[str], now: datetime) -> list[StoryArticle]:
+    """The batch's articles that will be inserted, once each, timed by publication (else now)."""
+    seen = set(stored_ids)
+    out = []
+    for a in articles:
+        if a.article_id not in seen:
+            seen.add(a.article_id)
+            out.append(StoryArticle(a.article_id, a.text, a.title, a.published_at or now, a.site))
+    return out
 
 
 @task(name="plan-entries", cache_policy=NO_CACHE)
@@ -113,7 +134,12 @@ def store_polls(
     settings: Settings,
     run_id: str,
 ) -> None:
-    """Prefect task: record every poll and update each feed's state and next poll, in one transaction."""
+    """Prefect task: record every poll and update each feed's state and next poll, in one transaction.
+
+    A feed with new entries keeps its previous validators until :func:`save_validators` runs after its
+    articles are stored: a run killed in between must not leave the feed answering 304 to the next run,
+    which would then never see the unstored entries.
+    """
     now = utcnow()
     states = {feed.url: feed for feed in feeds}
     schedules = {
@@ -121,9 +147,22 @@ def store_polls(
         for poll in polls
         if poll.feed_url in states
     }
+    feed_updates = [
+        replace(poll, etag=states[poll.feed_url].etag, last_modified=states[poll.feed_url].last_modified)
+        if new_entries.get(poll.feed_url) and poll.feed_url in states
+        else poll
+        for poll in polls
+    ]
     with writer(settings.db, settings.lock_timeout) as con:
         runs_table.record_polls(con, run_id, polls, new_entries)
-        feeds_table.update_feed_states(con, polls, schedules)
+        feeds_table.update_feed_states(con, feed_updates, schedules)
+
+
+@task(name="save-validators", cache_policy=NO_CACHE)
+def save_validators(polls: list[PollResult], settings: Settings) -> None:
+    """Prefect task: store the ETag / Last-Modified of these polls, once their entries are stored."""
+    with writer(settings.db, settings.lock_timeout) as con:
+        feeds_table.save_validators(con, polls)
 
 
 @task(name="start-run", cache_policy=NO_CACHE)

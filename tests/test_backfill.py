@@ -120,3 +120,27 @@ def wait_for_a_done_chunk(db: Path, process: subprocess.Popen[bytes], timeout: f
                 return int(rows[0][0])
         time.sleep(0.05)
     raise AssertionError("no backfill chunk was done in time")
+
+
+def test_archive_walk_stops_when_a_site_ignores_paging(site: object, settings: object) -> None:
+    from newsflow.settings import Settings
+    from tasks.discovery import Window, archived_entries
+    from tasks.http import Fetcher
+    from tests.conftest import LoopbackSite
+    from tests.feedbuild import Item, write_feed
+
+    assert isinstance(site, LoopbackSite) and isinstance(settings, Settings)
+    items = [
+        Item(
+            f"Day {d}",
+            site.url(f"/site/nopaging/{d}.html"),
+            guid=f"np-{d}",
+            pub_date=f"Mon, {d:02d} Sep 2023 10:00:00 GMT",
+        )
+        for d in (11, 12)
+    ]
+    write_feed(site.root / "nopaging" / "feed.xml", "No paging", items)
+    with Fetcher(settings) as fetcher:
+        found = archived_entries(site.url("/site/nopaging/feed.xml"), Window(SINCE, UNTIL), fetcher)
+    assert len(found.entries) == 2
+    assert found.documents_fetched == 2  # page 1, then "?paged=2" answered with the same page: stop

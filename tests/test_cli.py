@@ -228,7 +228,7 @@ def test_ingest_command_prints_summary(
     code, out, err = run(runner, "ingest", "--feeds", str(feeds), "--db", str(db), "--allow-private-networks")
     assert code == 0, err
     assert "feeds    polled 1, new content 1, not modified 0, failed 0" in out
-    assert "articles stored 3 (of which exact duplicates 0): extracted 3" in out
+    assert "articles stored 3 (of which duplicates 0): extracted 3" in out
     code, out, _ = run(
         runner, "ingest", "--feeds", str(feeds), "--db", str(db), "--allow-private-networks", "--json"
     )
@@ -240,6 +240,7 @@ def test_every_command_has_help_and_is_in_the_readme(runner: CliRunner) -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     commands = list(all_commands(main))
     assert {"ingest", "sql", "backfill", "serve", "feeds list", "feeds resume"} <= set(commands)
+    assert {"stories", "story", "load", "regroup"} <= set(commands)
     for command in commands:
         code, out, _ = run(runner, *command.split(), "--help")
         assert code == 0 and "Usage:" in out and len(out.splitlines()) > 4, command

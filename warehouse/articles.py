@@ -104,12 +104,17 @@ def insert_articles(
     *,
     run_id: str | None,
     now: datetime,
+    story_ids: Mapping[str, str] | None = None,
 ) -> int:
-    """Insert articles (and raw pages) whose id is not stored yet. Returns the number inserted."""
+    """Insert articles (and raw pages) whose id is not stored yet, with their duplicate marks and story.
+    Returns the number inserted."""
     if not articles:
         return 0
     before = _count(con, "articles")
-    rows = [_article_row(a, marks.get(a.article_id), run_id, now) for a in articles]
+    stories = story_ids or {}
+    rows = [
+        _article_row(a, marks.get(a.article_id), run_id, now, stories.get(a.article_id)) for a in articles
+    ]
     batch = pa.Table.from_pylist(rows, schema=ARTICLE_SCHEMA)
     con.register("article_batch", batch)
     try:
@@ -147,7 +152,11 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
 
 
 def _article_row(
-    article: Article, mark: DuplicateMark | None, run_id: str | None, now: datetime
+    article: Article,
+    mark: DuplicateMark | None,
+    run_id: str | None,
+    now: datetime,
+    story_id: str | None = None,
 ) -> dict[str, object]:
     return {
         "article_id": article.article_id,
@@ -176,8 +185,8 @@ def _article_row(
         "duplicate_of": mark.of if mark else None,
         "dup_reason": mark.reason if mark else None,
         "dup_score": mark.score if mark else None,
-        "story_id": None,
-        "external_id": None,
+        "story_id": story_id,
+        "external_id": article.external_id,
         "first_seen_at": now,
         "fetched_at": article.fetched_at,
         "run_id": run_id,

@@ -76,6 +76,15 @@ def list_feeds(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
+def save_validators(con: duckdb.DuckDBPyConnection, polls: Iterable[PollResult]) -> None:
+    """Store each poll's ETag / Last-Modified on its feed (after the poll's entries are stored)."""
+    for poll in polls:
+        con.execute(
+            "UPDATE feeds SET etag = ?, last_modified = ? WHERE url = ?",
+            [poll.etag, poll.last_modified, poll.feed_url],
+        )
+
+
 def update_feed_states(
     con: duckdb.DuckDBPyConnection, polls: Iterable[PollResult], schedules: Mapping[str, FeedSchedule]
 ) -> None:

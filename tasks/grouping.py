@@ -1,0 +1,205 @@
+"""Near-duplicates and stories for a batch, with the state read and written in the warehouse.
+
+The store step calls :func:`group_batch` inside its transaction, after exact dedupe and before the
+insert; ``newsflow regroup`` calls :func:`regroup` over a date range. Order of precedence: an exact
+duplicate (guid, URL, content hash) stays exact; an article that nearly repeats a stored or earlier one
+is marked ``near_duplicate``; every copy joins the story of its original (decision ``copy``); the other
+articles are grouped by :func:`tasks.stories.assign_batch` against the stories active around their time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+
+from newsflow.records import DocFreqRow, DuplicateMark, StoryAssignment
+from tasks import neardup, stories
+from tasks.stories import DEFAULT_CONFIG, StoryArticle, StoryConfig
+from warehouse import stories as stories_table
+
+#: Stored stories loaded per article: the best few by weighted cosine within the time window.
+CANDIDATE_STORIES = 5
+REASON_COPY = "copy"
+
+
+@dataclass(frozen=True)
+class GroupOutcome:
+    """Near-duplicate marks and stories of a batch (exact marks are not repeated here)."""
+
+    near_marks: dict[str, DuplicateMark] = field(default_factory=dict)
+    story_ids: dict[str, str] = field(default_factory=dict)
+    decisions: list[StoryAssignment] = field(default_factory=list)
+
+    @property
+    def new_stories(self) -> int:
+        return sum(d.reason in (stories.REASON_NEW, stories.REASON_NO_CANDIDATE) for d in self.decisions)
+
+    @property
+    def joined(self) -> int:
+        return sum(d.reason == stories.REASON_JOINED for d in self.decisions)
+
+
+def group_batch(
+    con: duckdb.DuckDBPyConnection,
+    articles: Sequence[StoryArticle],
+    exact: Mapping[str, DuplicateMark],
+    now: datetime,
+    config: StoryConfig = DEFAULT_CONFIG,
+) -> GroupOutcome:
+    """Mark near-duplicates among ``articles`` (new, in arrival order; ``exact`` holds their exact marks)
+    and give each a story; stores signatures, stories, term statistics and decisions."""
+    unmarked = [a for a in articles if a.article_id not in exact]
+    signatures = {a.article_id: neardup.signature(a.text) for a in unmarked}
+    keys = [key for sig in signatures.values() if sig is not None for key in neardup.band_keys(sig)]
+    found = neardup.find_near_duplicates(
+        [(a.article_id, a.text) for a in unmarked],
+        stories_table.candidate_signatures(con, keys),
+        signatures=signatures,
+    )
+    stories_table.insert_signatures(con, found.signatures, found.bands)
+    marks = {**exact, **found.marks}
+    story_ids, decisions = _group_with_copies(con, articles, marks, {}, now, config)
+    return GroupOutcome(found.marks, story_ids, decisions)
+
+
+def _group_with_copies(
+    con: duckdb.DuckDBPyConnection,
+    articles: Sequence[StoryArticle],
+    marks: Mapping[str, DuplicateMark],
+    counted: Collection[str],
+    now: datetime,
+    config: StoryConfig,
+) -> tuple[dict[str, str], list[StoryAssignment]]:
+    """Copies join their original's story; the rest (and copies whose original has none) are grouped."""
+    in_batch = {a.article_id for a in articles}
+    stored_roots = {m.of for a, m in marks.items() if a in in_batch and m.of not in in_batch}
+    root_story = stories_table.stories_of(con, stored_roots)
+    copies = {
+        a.article_id
+        for a in articles
+        if a.article_id in marks
+        and (marks[a.article_id].of in in_batch or marks[a.article_id].of in root_story)
+    }
+    originals = [a for a in articles if a.article_id not in copies]
+    story_ids, decisions = assign_stories(con, originals, counted, now, config)
+    root_story.update(story_ids)
+    copy_decisions = []
+    for article in articles:
+        mark = marks.get(article.article_id)
+        if article.article_id not in copies or mark is None or mark.of not in root_story:
+            continue
+        story_ids[article.article_id] = root_story[mark.of]
+        copy_decisions.append(
+            StoryAssignment(
+                article.article_id, root_story[mark.of], REASON_COPY, mark.score, best_other=mark.of,
+                shared_terms=(mark.reason,),
+            )
+        )  # fmt: skip
+    stories_table.save_decisions(con, decisions + copy_decisions, now)
+    return story_ids, decisions + copy_decisions
+
+
+def assign_stories(
+    con: duckdb.DuckDBPyConnection,
+    articles: Sequence[StoryArticle],
+    counted: Collection[str],
+    now: datetime,
+    config: StoryConfig = DEFAULT_CONFIG,
+) -> tuple[dict[str, str], list[StoryAssignment]]:
+    """Group ``articles`` against the stored stories active around their times and store the result.
+
+    ``counted`` are articles whose terms are in the stored document frequencies already (a regroup):
+    they are taken out before grouping and not added again. Articles without a single term get no story.
+    """
+    all_counts = stories.count_batch(articles, config)
+    keep = [i for i, (terms, entities) in enumerate(all_counts) if terms or entities]
+    articles = [articles[i] for i in keep]
+    counts = [all_counts[i] for i in keep]
+    if not articles:
+        return {}, []
+    df = stories.DocumentFrequencies.from_rows(
+        stories_table.doc_freqs(con, stories.batch_terms(counts) | {stories.DOCS_KEY})
+    )
+    already = [i for i, a in enumerate(articles) if a.article_id in counted]
+    for i in already:
+        df.n_docs -= 1
+        for term in set(counts[i][0]) | set(counts[i][1]):
+            df.df[term] = df.df.get(term, 1) - 1
+    # The candidate query scores with the weights the batch will have once counted.
+    batch_df = stories.DocumentFrequencies(df.n_docs, dict(df.df))
+    for terms, entities in counts:
+        batch_df.add(set(terms) | set(entities))
+    vectors = [
+        stories_table.ArticleTerm(a.article_id, a.published_at, kind, term, weight)
+        for a, (terms, entities) in zip(articles, counts, strict=True)
+        for kind, vector in (
+            ("t", stories.weigh(terms, batch_df, config.max_article_terms)),
+            ("e", stories.weigh(entities, batch_df, config.max_article_entities)),
+        )
+        for term, weight in vector.items()
+    ]
+    candidate_ids = stories_table.candidate_story_ids(
+        con,
+        vectors,
+        window_days=config.window_days,
+        term_weight=config.term_weight,
+        entity_weight=config.entity_weight,
+        top=CANDIDATE_STORIES,
+        min_score=config.threshold,
+    )
+    loaded = [
+        stories.story_from_rows(row, terms) for row, terms in stories_table.load_stories(con, candidate_ids)
+    ]
+    result = stories.assign_batch(articles, loaded, df, config, counts)
+    stories_table.save_stories(con, [stories.story_rows(s) for s in result.stories], now)
+    increments: Counter[str] = Counter()
+    for i, (terms, entities) in enumerate(counts):
+        if articles[i].article_id not in counted:
+            increments.update(set(terms) | set(entities))
+            increments[stories.DOCS_KEY] += 1
+    stories_table.add_doc_freqs(con, [DocFreqRow(t, n) for t, n in increments.items()])
+    return {d.article_id: d.story_id for d in result.assignments}, result.assignments
+
+
+@dataclass(frozen=True)
+class RegroupOutcome:
+    """What a regroup did."""
+
+    articles: int
+    stories_before: int
+    stories_after: int
+    joined: int
+
+
+def regroup(
+    con: duckdb.DuckDBPyConnection,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    batch_size: int,
+    config: StoryConfig = DEFAULT_CONFIG,
+) -> RegroupOutcome:
+    """Group again every article whose time (published, else first seen) is in [start, end), together
+    with the other members of the stories they were in, in time order and in batches (near-duplicate
+    marks stay as they are)."""
+    rows, before = stories_table.release_range(con, start, end)
+    counted = {r.article_id for r in rows if r.counted}
+    story_ids: dict[str, str] = {}
+    joined = 0
+    for offset in range(0, len(rows), batch_size):
+        chunk = rows[offset : offset + batch_size]
+        articles = [StoryArticle(r.article_id, r.text, r.title, r.at, r.site) for r in chunk]
+        marks = {
+            r.article_id: DuplicateMark(r.duplicate_of, r.dup_reason or "", r.dup_score or 1.0)
+            for r in chunk
+            if r.duplicate_of
+        }
+        chunk_ids, decisions = _group_with_copies(con, articles, marks, counted, now, config)
+        stories_table.set_story_ids(con, chunk_ids)
+        story_ids.update(chunk_ids)
+        joined += sum(d.reason == stories.REASON_JOINED for d in decisions)
+    return RegroupOutcome(len(rows), before, len(set(story_ids.values())), joined)

@@ -1,0 +1,173 @@
+"""`newsflow load`, `stories`, `story` and `regroup` through the CLI runner, on a real warehouse file:
+bad lines, reloads, and the Amazon-Anthropic set ending as one story of five."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from newsflow.cli import main
+from tests.test_stories import STORY, _amazon
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def _amazon_jsonl(path: Path) -> Path:
+    records = []
+    for article, _ in _amazon():
+        records.append(
+            json.dumps(
+                {
+                    "id": article.article_id,
+                    "text": article.text,
+                    "title": article.title,
+                    "site": article.site,
+                    "published_at": article.published_at.isoformat(),
+                }
+            )
+        )
+    return _write(path, records)
+
+
+def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_bad_lines_are_reported_with_their_number_and_the_good_ones_loaded(tmp_path: Path, db: Path) -> None:
+    text = "The city council approved the new budget on Tuesday after a long debate. " * 3
+    good = {"id": "g1", "text": text, "published_at": "2023-09-25T10:00:00Z", "url": "https://a.example/1"}
+    file = _write(
+        tmp_path / "in.jsonl",
+        [
+            json.dumps(good),
+            "{not json",
+            json.dumps({"id": "g2", "title": "no text"}),
+            "",
+            json.dumps({"id": "g3", "text": "Some other text entirely.", "published_at": "25/09/2023"}),
+            json.dumps(
+                {"id": 4, "text": "A fourth article about the harbour.", "published_at": "2023-09-26"}
+            ),
+        ],
+    )
+    runner = CliRunner()
+    result = runner.invoke(main, ["load", str(file), "--db", str(db)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{file}:2: not JSON (Expecting property name enclosed in double quotes at column 2)",
+        f"{file}:3: no text (`text` must be a non-empty string)",
+        f"{file}:5: bad date: `published_at` '25/09/2023' is not ISO 8601",
+        "Error: 3 of 5 lines were not loaded (see above)",
+    ]
+    assert "stored 2, already stored 0, bad 3" in result.stdout
+    assert _rows(
+        db, "SELECT external_id, url, content_source, published_at::VARCHAR FROM articles ORDER BY 1"
+    ) == [
+        ("4", None, "loaded", "2023-09-26 00:00:00+00"),
+        ("g1", "https://a.example/1", "loaded", "2023-09-25 10:00:00+00"),
+    ]
+    again = runner.invoke(main, ["load", str(file), "--db", str(db), "--json"])
+    assert again.exit_code == 1
+    summary = json.loads(again.stdout)
+    assert (summary["articles_stored"], summary["already_stored"], summary["bad_lines"]) == (0, 2, 3)
+    assert _rows(db, "SELECT count(*) FROM articles") == [(2,)]
+    assert _rows(db, "SELECT flow, status FROM runs") == [("load", "completed")] * 2
+
+
+def test_clean_file_exits_zero_and_a_copy_is_a_near_duplicate(tmp_path: Path, db: Path) -> None:
+    [(reuters, _)] = [(a, g) for a, g in _amazon() if a.article_id.startswith("reuters")]
+    words = reuters.text.split()
+    edited = " ".join("reportedly" if i % 20 == 7 else w for i, w in enumerate(words))  # 5 % replaced
+    file = _write(
+        tmp_path / "copies.jsonl",
+        [
+            json.dumps({"id": "orig", "text": reuters.text, "site": "Reuters", "published_at": "2023-09-25"}),
+            json.dumps(
+                {"id": "copy", "text": "(Reuters) - " + edited, "site": "Wire", "published_at": "2023-09-25"}
+            ),
+        ],
+    )
+    result = CliRunner().invoke(main, ["load", str(file), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "near-duplicates 1" in result.stdout
+    [(dup_of, reason, score, same_story)] = _rows(
+        db,
+        "SELECT o.external_id, c.dup_reason, c.dup_score, c.story_id = o.story_id FROM articles c"
+        " JOIN articles o ON c.duplicate_of = o.article_id",
+    )
+    assert (dup_of, reason, same_story) == ("orig", "near_duplicate", True)
+    assert 0.5 < float(score) < 1.0  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def amazon_db(tmp_path: Path, db: Path) -> Path:
+    result = CliRunner().invoke(
+        main, ["load", str(_amazon_jsonl(tmp_path / "amazon.jsonl")), "--db", str(db)]
+    )
+    assert result.exit_code == 0, result.output
+    return db
+
+
+def test_amazon_anthropic_loads_as_one_story_of_five_and_distractors_alone(amazon_db: Path) -> None:
+    gold = {a.article_id: g for a, g in _amazon()}
+    rows = _rows(amazon_db, "SELECT external_id, story_id FROM articles")
+    sizes = Counter(story for _, story in rows)
+    assert sorted(sizes.values()) == [1] * 7 + [5]
+    [big] = [s for s, n in sizes.items() if n == 5]
+    assert {gold[ext] for ext, story in rows if story == big} == {STORY}
+    assert _rows(
+        amazon_db, "SELECT articles, outlets FROM story_overview WHERE story_id = '" + big + "'"
+    ) == [(5, 5)]
+    reasons = Counter(r for (r,) in _rows(amazon_db, "SELECT reason FROM story_decisions"))
+    assert reasons["joined"] == 4 and sum(reasons.values()) == 12
+
+
+def test_stories_and_story_commands_show_the_story(amazon_db: Path) -> None:
+    runner = CliRunner()
+    listed = runner.invoke(main, ["stories", "--since", "all", "--db", str(amazon_db), "-f", "json"])
+    assert listed.exit_code == 0, listed.output
+    stories = json.loads(listed.stdout)
+    assert len(stories) == 8 and stories[0]["articles"] == 5 and stories[0]["outlets"] == 5
+    assert stories[0]["sites"] == "CNET, ReadWrite, Reuters, Slashdot.org, Time"
+    assert "Anthropic" in stories[0]["headline"]
+    wide = runner.invoke(main, ["stories", "--since", "all", "--min-outlets", "2", "--db", str(amazon_db)])
+    assert wide.stdout.rstrip().endswith("(1 row)")
+    recent = runner.invoke(main, ["stories", "--db", str(amazon_db), "-f", "csv"])  # default: last 24 h
+    assert recent.stdout.splitlines() == ["story_id,articles,outlets,first_at,last_at,headline,sites"]
+    shown = runner.invoke(main, ["story", stories[0]["story_id"], "--db", str(amazon_db), "-f", "csv"])
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "site,published,title,url,copy_of,decision" and len(lines) == 6
+    assert sorted(line.split(",")[0] for line in lines[1:]) == [
+        "CNET",
+        "ReadWrite",
+        "Reuters",
+        "Slashdot.org",
+        "Time",
+    ]
+    table = runner.invoke(main, ["story", stories[0]["story_id"], "--db", str(amazon_db)])
+    assert "5 articles (5 originals) from 5 outlets" in table.stdout and "joined" in table.stdout
+    missing = runner.invoke(main, ["story", "s_nope", "--db", str(amazon_db)])
+    assert missing.exit_code == 1 and missing.stderr.startswith("Error: no story 's_nope'")
+    bad = runner.invoke(main, ["stories", "--since", "yesterday", "--db", str(amazon_db)])
+    assert bad.exit_code == 1 and "--since 'yesterday'" in bad.stderr
+
+
+def test_regroup_gives_the_same_stories_and_keeps_document_counts(amazon_db: Path) -> None:
+    before = sorted(_rows(amazon_db, "SELECT external_id, story_id FROM articles"))
+    docs = _rows(amazon_db, "SELECT df FROM term_stats WHERE term = ''")
+    result = CliRunner().invoke(
+        main, ["regroup", "--since", "2023-09-01", "--until", "2023-10-31", "--db", str(amazon_db)]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("regrouped 12 articles: 8 stories taken apart, 8 stories now")
+    assert sorted(_rows(amazon_db, "SELECT external_id, story_id FROM articles")) == before
+    assert _rows(amazon_db, "SELECT df FROM term_stats WHERE term = ''") == docs == [(12,)]
+    assert _rows(amazon_db, "SELECT count(*) FROM story_decisions") == [(12,)]

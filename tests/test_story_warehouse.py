@@ -1,0 +1,109 @@
+"""warehouse/stories.py on a real DuckDB file: signatures and band candidates, document frequencies,
+story upserts and the candidate query, decisions, and regroup's release of a date range."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from newsflow.records import BandRow, DocFreqRow, SignatureRow, StoryAssignment, StoryRow, StoryTermRow
+from warehouse import stories as stories_table
+from warehouse.connection import writer
+
+T0 = datetime(2023, 9, 25, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def con(db: Path) -> duckdb.DuckDBPyConnection:
+    with writer(db) as connection:
+        yield connection
+
+
+def _story(story_id: str, at: datetime, terms: dict[str, float]) -> tuple[StoryRow, list[StoryTermRow]]:
+    norm = sum(w * w for w in terms.values()) ** 0.5
+    row = StoryRow(story_id, f"headline {story_id}", None, at, at, 1, ("a.example",), 0.0, norm, 0.0)
+    return row, [StoryTermRow(story_id, "t", t, w) for t, w in terms.items()]
+
+
+def test_band_join_finds_only_articles_sharing_a_bucket(con: duckdb.DuckDBPyConnection) -> None:
+    stories_table.insert_signatures(
+        con,
+        [SignatureRow("a", b"\x01" * 8), SignatureRow("b", b"\x02" * 8)],
+        [BandRow(0, 11, "a"), BandRow(1, 12, "a"), BandRow(0, 21, "b")],
+    )
+    found = stories_table.candidate_signatures(con, [(1, 12), (5, 11), (0, 99)])
+    assert [(s.article_id, s.signature, s.root) for s in found] == [("a", b"\x01" * 8, "a")]
+    # Storing the same article again keeps its first signature and adds no band rows.
+    stories_table.insert_signatures(con, [SignatureRow("a", b"\x09" * 8)], [BandRow(3, 3, "a")])
+    assert con.execute("SELECT count(*) FROM lsh_bands").fetchall() == [(3,)]
+    assert stories_table.candidate_signatures(con, [(3, 3)]) == []
+
+
+def test_document_frequencies_add_up_and_can_be_taken_out(con: duckdb.DuckDBPyConnection) -> None:
+    stories_table.add_doc_freqs(con, [DocFreqRow("", 2), DocFreqRow("anthropic", 2), DocFreqRow("eds", 1)])
+    stories_table.add_doc_freqs(con, [DocFreqRow("", 1), DocFreqRow("anthropic", 1)])
+    stories_table.add_doc_freqs(con, [DocFreqRow("eds", -1)])
+    rows = stories_table.doc_freqs(con, {"", "anthropic", "eds", "missing"})
+    assert sorted((r.term, r.df) for r in rows) == [("", 3), ("anthropic", 3), ("eds", 0)]
+
+
+def test_candidate_query_respects_the_window_and_ranks_by_cosine(con: duckdb.DuckDBPyConnection) -> None:
+    stories_table.save_stories(
+        con,
+        [
+            _story("near", T0, {"amazon": 1.0, "anthropic": 1.0}),
+            _story("weak", T0, {"amazon": 1.0, "alexa": 3.0}),
+            _story("old", T0 - timedelta(days=30), {"amazon": 1.0, "anthropic": 1.0}),
+        ],
+        T0,
+    )
+    vectors = [
+        stories_table.ArticleTerm("x", T0 + timedelta(days=1), "t", "amazon", 0.7),
+        stories_table.ArticleTerm("x", T0 + timedelta(days=1), "t", "anthropic", 0.7),
+    ]
+    kwargs = {"window_days": 7.0, "term_weight": 0.5, "entity_weight": 0.6, "min_score": 0.3}
+    assert stories_table.candidate_story_ids(con, vectors, top=5, **kwargs) == ["near"]  # weak < 0.3
+    assert stories_table.candidate_story_ids(con, vectors, top=5, **kwargs | {"min_score": 0.0}) == [
+        "near",
+        "weak",
+    ]
+    # Updating a story replaces its centroid.
+    stories_table.save_stories(con, [_story("near", T0, {"eds": 1.0})], T0)
+    [(row, terms)] = stories_table.load_stories(con, ["near"])
+    assert (row.story_id, [t.term for t in terms]) == ("near", ["eds"])
+    assert stories_table.candidate_story_ids(con, vectors, top=5, **kwargs) == ["weak"]  # best, whatever
+
+
+def _article(con: duckdb.DuckDBPyConnection, article_id: str, at: datetime, story: str | None) -> None:
+    con.execute(
+        "INSERT INTO articles (article_id, site, title, text, word_count, content_source, first_seen_at,"
+        " published_at, story_id) VALUES (?, 'a.example', ?, 'some text', 2, 'loaded', ?, ?, ?)",
+        [article_id, f"title {article_id}", at, at, story],
+    )
+
+
+def test_decisions_listing_and_release_of_a_range(con: duckdb.DuckDBPyConnection) -> None:
+    stories_table.save_stories(con, [_story("s1", T0, {"a": 1.0}), _story("s2", T0, {"b": 1.0})], T0)
+    _article(con, "in", T0, "s1")
+    _article(con, "out", T0 + timedelta(days=20), "s1")  # outside the range, but in a released story
+    _article(con, "other", T0 + timedelta(days=20), "s2")
+    stories_table.save_decisions(con, [StoryAssignment("in", "s1", "new_story", 0.1)], T0)
+    stories_table.save_decisions(con, [StoryAssignment("in", "s1", "joined", 0.4, best_other="s1")], T0)
+    listed = stories_table.list_stories(con, since=None, min_outlets=1, limit=10)
+    assert [(r["story_id"], r["articles"], r["outlets"]) for r in listed] == [("s1", 2, 1), ("s2", 1, 1)]
+    assert stories_table.list_stories(con, since=T0 + timedelta(days=30), min_outlets=1, limit=10) == []
+    members = stories_table.story_members(con, "s1")
+    assert [(m["article_id"], m["reason"], m["score"]) for m in members] == [
+        ("in", "joined", 0.4),
+        ("out", None, None),
+    ]
+    rows, released = stories_table.release_range(con, T0 - timedelta(days=1), T0 + timedelta(days=1))
+    assert released == 1
+    assert [(r.article_id, r.counted) for r in rows] == [("in", True), ("out", False)]
+    assert stories_table.stories_of(con, ["in", "out", "other"]) == {"other": "s2"}
+    assert con.execute("SELECT story_id FROM stories").fetchall() == [("s2",)]
+    assert con.execute("SELECT count(*) FROM story_decisions").fetchall() == [(0,)]
+    assert stories_table.set_story_ids(con, {"in": "s2", "missing": "s2"}) == 1

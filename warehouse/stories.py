@@ -1,0 +1,451 @@
+"""Near-duplicate and story state: signatures, LSH bands, stories and their centroids, term statistics,
+decisions; and the story listings the CLI shows.
+
+Every look-up for a batch is one set-based query (a hash join with the batch's keys registered as an Arrow
+table), never a query per article and never a full read into Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from newsflow.records import (
+    BandRow,
+    DocFreqRow,
+    SignatureRow,
+    StoredSignature,
+    StoryAssignment,
+    StoryRow,
+    StoryTermRow,
+)
+
+_TS = pa.timestamp("us", tz="UTC")
+
+_STORY_SCHEMA = pa.schema(
+    [
+        ("story_id", pa.string()),
+        ("headline", pa.string()),
+        ("headline_article_id", pa.string()),
+        ("first_at", _TS),
+        ("last_at", _TS),
+        ("article_count", pa.int32()),
+        ("sites", pa.list_(pa.string())),
+        ("join_score_sum", pa.float64()),
+        ("term_norm", pa.float64()),
+        ("entity_norm", pa.float64()),
+        ("updated_at", _TS),
+    ]
+)
+_STORY_COLUMNS = ", ".join(_STORY_SCHEMA.names)
+_TERM_SCHEMA = pa.schema(
+    [
+        ("story_id", pa.string()),
+        ("kind", pa.string()),
+        ("term", pa.string()),
+        ("weight", pa.float64()),
+    ]
+)
+_DECISION_SCHEMA = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("story_id", pa.string()),
+        ("reason", pa.string()),
+        ("score", pa.float64()),
+        ("term_similarity", pa.float64()),
+        ("entity_similarity", pa.float64()),
+        ("days_apart", pa.float64()),
+        ("best_other", pa.string()),
+        ("shared_terms", pa.list_(pa.string())),
+        ("decided_at", _TS),
+    ]
+)
+_VECTOR_SCHEMA = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("at", _TS),
+        ("kind", pa.string()),
+        ("term", pa.string()),
+        ("weight", pa.float64()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ArticleTerm:
+    """One weight of an article's vector, with the article's time: the input of the candidate query."""
+
+    article_id: str
+    at: datetime
+    kind: str
+    term: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class GroupingRow:
+    """A stored article as grouping reads it back (regroup)."""
+
+    article_id: str
+    text: str
+    title: str | None
+    at: datetime
+    site: str | None
+    duplicate_of: str | None
+    dup_reason: str | None
+    dup_score: float | None
+    counted: bool  # its terms are in term_stats already
+
+
+class _registered:  # noqa: N801 - used like a function: `with _registered(...)`
+    """Registers an Arrow table under a fixed name for the duration of a ``with`` block."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+        self._con, self._name, self._table = con, name, table
+
+    def __enter__(self) -> None:
+        self._con.register(self._name, self._table)
+
+    def __exit__(self, *exc: object) -> None:
+        self._con.unregister(self._name)
+
+
+# ---- near-duplicates ------------------------------------------------------------------------------------
+
+
+def candidate_signatures(
+    con: duckdb.DuckDBPyConnection, keys: Iterable[tuple[int, int]]
+) -> list[StoredSignature]:
+    """Stored signatures sharing any (band, bucket) with ``keys``, each with its article's first copy."""
+    unique = sorted(set(keys))
+    if not unique:
+        return []
+    batch = pa.table(
+        {"band": [b for b, _ in unique], "bucket": [k for _, k in unique]},
+        schema=pa.schema([("band", pa.int16()), ("bucket", pa.int64())]),
+    )
+    with _registered(con, "band_keys", batch):
+        rows = con.execute(
+            """
+            SELECT s.article_id, s.signature, coalesce(a.duplicate_of, s.article_id)
+            FROM (SELECT DISTINCT l.article_id FROM lsh_bands l JOIN band_keys USING (band, bucket)) c
+            JOIN minhash_signatures s USING (article_id)
+            LEFT JOIN articles a USING (article_id)
+            ORDER BY coalesce(a.first_seen_at, TIMESTAMPTZ '1970-01-01'), s.article_id
+            """
+        ).fetchall()
+    return [StoredSignature(r[0], r[1], r[2]) for r in rows]
+
+
+def insert_signatures(
+    con: duckdb.DuckDBPyConnection, signatures: Sequence[SignatureRow], bands: Sequence[BandRow]
+) -> None:
+    """Store signatures and their band rows (an article already stored keeps its first signature)."""
+    if not signatures:
+        return
+    sigs = pa.table(
+        {"article_id": [s.article_id for s in signatures], "signature": [s.signature for s in signatures]},
+        schema=pa.schema([("article_id", pa.string()), ("signature", pa.binary())]),
+    )
+    band_table = pa.table(
+        {
+            "band": [b.band for b in bands],
+            "bucket": [b.bucket for b in bands],
+            "article_id": [b.article_id for b in bands],
+        },
+        schema=pa.schema([("band", pa.int16()), ("bucket", pa.int64()), ("article_id", pa.string())]),
+    )
+    with _registered(con, "new_signatures", sigs), _registered(con, "new_bands", band_table):
+        con.execute(
+            """
+            INSERT INTO lsh_bands SELECT band, bucket, article_id FROM new_bands
+            WHERE article_id NOT IN (SELECT article_id FROM minhash_signatures)
+            """
+        )
+        con.execute("INSERT INTO minhash_signatures SELECT * FROM new_signatures ON CONFLICT DO NOTHING")
+
+
+# ---- document frequencies -------------------------------------------------------------------------------
+
+
+def doc_freqs(con: duckdb.DuckDBPyConnection, terms: Collection[str]) -> list[DocFreqRow]:
+    """Stored document frequencies of ``terms`` (include ``''`` for the number of documents)."""
+    if not terms:
+        return []
+    with _registered(con, "wanted_terms", pa.table({"term": sorted(terms)}, schema=_TERMS_ONLY)):
+        rows = con.execute("SELECT term, df FROM term_stats JOIN wanted_terms USING (term)").fetchall()
+    return [DocFreqRow(r[0], int(r[1])) for r in rows]
+
+
+_TERMS_ONLY = pa.schema([("term", pa.string())])
+
+
+def add_doc_freqs(con: duckdb.DuckDBPyConnection, increments: Sequence[DocFreqRow]) -> None:
+    """Add ``increments`` (negative to take documents out) to the stored document frequencies."""
+    rows = [r for r in increments if r.df]
+    if not rows:
+        return
+    table = pa.table(
+        {"term": [r.term for r in rows], "df": [r.df for r in rows]},
+        schema=pa.schema([("term", pa.string()), ("df", pa.int64())]),
+    )
+    with _registered(con, "df_increments", table):
+        con.execute(
+            "INSERT INTO term_stats SELECT term, df FROM df_increments"
+            " ON CONFLICT (term) DO UPDATE SET df = term_stats.df + excluded.df"
+        )
+
+
+# ---- stories --------------------------------------------------------------------------------------------
+
+
+def candidate_story_ids(
+    con: duckdb.DuckDBPyConnection,
+    vectors: Sequence[ArticleTerm],
+    *,
+    window_days: float,
+    term_weight: float,
+    entity_weight: float,
+    top: int,
+    min_score: float,
+) -> list[str]:
+    """Stories that may take the articles: for each article, among stories whose span widened by
+    ``window_days`` contains its time, the ``top`` best by weighted cosine (the best one whatever its score,
+    the others only from ``min_score``)."""
+    if not vectors:
+        return []
+    table = pa.Table.from_pylist([v.__dict__ for v in vectors], schema=_VECTOR_SCHEMA)
+    window = timedelta(days=window_days)
+    low = min(v.at for v in vectors) - window
+    high = max(v.at for v in vectors) + window
+    with _registered(con, "batch_vectors", table):
+        rows = con.execute(
+            """
+            WITH active AS (
+                SELECT story_id, first_at, last_at, term_norm, entity_norm FROM stories
+                WHERE last_at >= $low AND first_at <= $high
+            ),
+            hits AS (
+                SELECT v.article_id, any_value(v.at) AS at, t.story_id,
+                       coalesce(sum(v.weight * t.weight) FILTER (WHERE v.kind = 't'), 0) AS term_dot,
+                       coalesce(sum(v.weight * t.weight) FILTER (WHERE v.kind = 'e'), 0) AS entity_dot
+                FROM batch_vectors v
+                JOIN story_terms t USING (kind, term)
+                SEMI JOIN active USING (story_id)
+                GROUP BY v.article_id, t.story_id
+            ),
+            scored AS (
+                SELECT h.article_id, h.story_id,
+                       $tw * CASE WHEN a.term_norm > 0 THEN h.term_dot / a.term_norm ELSE 0 END
+                     + $ew * CASE WHEN a.entity_norm > 0 THEN h.entity_dot / a.entity_norm ELSE 0 END AS score
+                FROM hits h JOIN active a USING (story_id)
+                WHERE a.last_at >= h.at - $window AND a.first_at <= h.at + $window
+            )
+            SELECT DISTINCT story_id FROM scored
+            QUALIFY row_number() OVER (PARTITION BY article_id ORDER BY score DESC, story_id) <= $top
+                AND (row_number() OVER (PARTITION BY article_id ORDER BY score DESC, story_id) = 1
+                     OR score >= $min_score)
+            ORDER BY story_id
+            """,
+            {
+                "low": low,
+                "high": high,
+                "window": window,
+                "tw": term_weight,
+                "ew": entity_weight,
+                "top": top,
+                "min_score": min_score,
+            },
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def load_stories(
+    con: duckdb.DuckDBPyConnection, story_ids: Collection[str]
+) -> list[tuple[StoryRow, list[StoryTermRow]]]:
+    """Stories and their centroid rows, by id."""
+    if not story_ids:
+        return []
+    with _registered(con, "wanted_stories", pa.table({"story_id": sorted(story_ids)})):
+        heads = con.execute(
+            f"SELECT {_STORY_COLUMNS} FROM stories SEMI JOIN wanted_stories USING (story_id)"
+            " ORDER BY story_id"
+        ).fetchall()
+        terms = con.execute(
+            "SELECT story_id, kind, term, weight FROM story_terms SEMI JOIN wanted_stories USING (story_id)"
+        ).fetchall()
+    by_story: dict[str, list[StoryTermRow]] = {}
+    for row in terms:
+        by_story.setdefault(row[0], []).append(StoryTermRow(*row))
+    out = []
+    for h in heads:
+        story = StoryRow(h[0], h[1], h[2], h[3], h[4], h[5], tuple(h[6]), h[7], h[8], h[9])
+        out.append((story, by_story.get(h[0], [])))
+    return out
+
+
+def save_stories(
+    con: duckdb.DuckDBPyConnection, stories: Sequence[tuple[StoryRow, Sequence[StoryTermRow]]], now: datetime
+) -> None:
+    """Upsert stories and replace their centroids."""
+    if not stories:
+        return
+    heads = pa.Table.from_pylist(
+        [row.__dict__ | {"sites": list(row.sites), "updated_at": now} for row, _ in stories],
+        schema=_STORY_SCHEMA,
+    )
+    terms = pa.Table.from_pylist([t.__dict__ for _, ts in stories for t in ts], schema=_TERM_SCHEMA)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _STORY_SCHEMA.names[1:])  # fixed names
+    with _registered(con, "story_batch", heads), _registered(con, "story_term_batch", terms):
+        con.execute(
+            f"INSERT INTO stories ({_STORY_COLUMNS}) SELECT {_STORY_COLUMNS} FROM story_batch"
+            f" ON CONFLICT (story_id) DO UPDATE SET {updates}"
+        )
+        con.execute("DELETE FROM story_terms WHERE story_id IN (SELECT story_id FROM story_batch)")
+        con.execute("INSERT INTO story_terms SELECT * FROM story_term_batch")
+
+
+def save_decisions(
+    con: duckdb.DuckDBPyConnection, decisions: Sequence[StoryAssignment], now: datetime
+) -> None:
+    """Record (or replace) why each article is in its story."""
+    if not decisions:
+        return
+    rows = [d.__dict__ | {"shared_terms": list(d.shared_terms), "decided_at": now} for d in decisions]
+    columns = ", ".join(_DECISION_SCHEMA.names)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _DECISION_SCHEMA.names[1:])  # fixed names
+    with _registered(con, "decision_batch", pa.Table.from_pylist(rows, schema=_DECISION_SCHEMA)):
+        con.execute(
+            f"INSERT INTO story_decisions ({columns}) SELECT {columns} FROM decision_batch"
+            f" ON CONFLICT (article_id) DO UPDATE SET {updates}"
+        )
+
+
+def stories_of(con: duckdb.DuckDBPyConnection, article_ids: Collection[str]) -> dict[str, str]:
+    """The story of each stored article that has one."""
+    if not article_ids:
+        return {}
+    with _registered(con, "wanted_articles", pa.table({"article_id": sorted(article_ids)})):
+        rows = con.execute(
+            "SELECT article_id, story_id FROM articles SEMI JOIN wanted_articles USING (article_id)"
+            " WHERE story_id IS NOT NULL"
+        ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def set_story_ids(con: duckdb.DuckDBPyConnection, story_ids: Mapping[str, str]) -> int:
+    """Set ``articles.story_id`` of stored articles. Returns the number of rows updated."""
+    if not story_ids:
+        return 0
+    table = pa.table({"article_id": list(story_ids), "story_id": list(story_ids.values())})
+    with _registered(con, "story_assignments", table):
+        rows = con.execute(
+            "UPDATE articles SET story_id = s.story_id FROM story_assignments s"
+            " WHERE articles.article_id = s.article_id RETURNING articles.article_id"
+        ).fetchall()
+    return len(rows)
+
+
+# ---- regrouping -----------------------------------------------------------------------------------------
+
+
+def release_range(
+    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime
+) -> tuple[list[GroupingRow], int]:
+    """Take apart every story with a member whose time (published, else first seen) is in [start, end):
+    delete those stories, their centroids and their members' decisions, clear the members' ``story_id``.
+    Returns the members together with every other article of the range, in time order, and the number
+    of stories taken apart."""
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE regroup_articles AS
+        WITH in_range AS (
+            SELECT article_id, story_id FROM articles
+            WHERE coalesce(published_at, first_seen_at) >= $start
+              AND coalesce(published_at, first_seen_at) < $end
+        ),
+        released AS (SELECT DISTINCT story_id FROM in_range WHERE story_id IS NOT NULL)
+        SELECT article_id FROM in_range
+        UNION
+        SELECT a.article_id FROM articles a SEMI JOIN released USING (story_id)
+        """,
+        {"start": start, "end": end},
+    )
+    rows = con.execute(
+        """
+        SELECT a.article_id, a.text, a.title, coalesce(a.published_at, a.first_seen_at), a.site,
+               a.duplicate_of, a.dup_reason, a.dup_score, d.article_id IS NOT NULL
+        FROM articles a
+        SEMI JOIN regroup_articles USING (article_id)
+        LEFT JOIN story_decisions d USING (article_id)
+        ORDER BY coalesce(a.published_at, a.first_seen_at), a.first_seen_at, a.article_id
+        """
+    ).fetchall()
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE regroup_stories AS
+        SELECT DISTINCT story_id FROM articles SEMI JOIN regroup_articles USING (article_id)
+        WHERE story_id IS NOT NULL
+        """
+    )
+    released = int(con.execute("SELECT count(*) FROM regroup_stories").fetchall()[0][0])
+    con.execute("DELETE FROM story_terms WHERE story_id IN (SELECT story_id FROM regroup_stories)")
+    con.execute("DELETE FROM stories WHERE story_id IN (SELECT story_id FROM regroup_stories)")
+    con.execute("DELETE FROM story_decisions WHERE article_id IN (SELECT article_id FROM regroup_articles)")
+    con.execute(
+        "UPDATE articles SET story_id = NULL WHERE article_id IN (SELECT article_id FROM regroup_articles)"
+    )
+    con.execute("DROP TABLE regroup_articles")
+    con.execute("DROP TABLE regroup_stories")
+    return [GroupingRow(*row) for row in rows], released
+
+
+# ---- listings -------------------------------------------------------------------------------------------
+
+
+def list_stories(
+    con: duckdb.DuckDBPyConnection, *, since: datetime | None, min_outlets: int, limit: int
+) -> list[dict[str, Any]]:
+    """Stories active since ``since`` with at least ``min_outlets`` outlets, biggest first."""
+    cursor = con.execute(
+        """
+        SELECT story_id, articles, outlets, first_at, last_at, headline, array_to_string(sites, ', ') AS sites
+        FROM story_overview
+        WHERE ($since IS NULL OR last_at >= $since) AND outlets >= $min_outlets
+        ORDER BY articles DESC, outlets DESC, last_at DESC, story_id
+        LIMIT $limit
+        """,
+        {"since": since, "min_outlets": min_outlets, "limit": limit},
+    )
+    return _dicts(cursor)
+
+
+def story_overview(con: duckdb.DuckDBPyConnection, story_id: str) -> dict[str, Any] | None:
+    """One story's row of the ``story_overview`` view, or None."""
+    rows = _dicts(con.execute("SELECT * FROM story_overview WHERE story_id = ?", [story_id]))
+    return rows[0] if rows else None
+
+
+def story_members(con: duckdb.DuckDBPyConnection, story_id: str) -> list[dict[str, Any]]:
+    """A story's articles in time order, with their duplicate marks and grouping decisions."""
+    cursor = con.execute(
+        """
+        SELECT a.article_id, a.site, coalesce(a.published_at, a.first_seen_at) AS published, a.title, a.url,
+               a.duplicate_of, a.dup_reason, a.dup_score, d.reason, d.score, d.best_other
+        FROM articles a LEFT JOIN story_decisions d USING (article_id)
+        WHERE a.story_id = ?
+        ORDER BY published, a.first_seen_at, a.article_id
+        """,
+        [story_id],
+    )
+    return _dicts(cursor)
+
+
+def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
