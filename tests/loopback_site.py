@@ -56,7 +56,7 @@ class Site:
                 with_query = root / f"{rel}?{query}"
                 if query and with_query.is_file():  # a file named "feed.xml?paged=2" answers that query
                     return with_query, False
-                if query and any(root.glob(glob.escape(rel) + "?*")):
+                if query and any(root.glob(glob.escape(rel + "?") + "*")):
                     return None  # other queries have files, this one has none: 404, as WordPress pages do
                 plain = root / rel
                 if plain.is_file():
