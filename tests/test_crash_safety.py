@@ -1,0 +1,221 @@
+"""Crash safety and concurrency, with real processes: ``newsflow ingest`` killed with SIGKILL at random
+points, and ``newsflow sql`` hammered by a second process during an ingest. The warehouse must always
+open, pass :func:`warehouse.integrity.integrity_check`, and end with every served entry exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, LoopbackSite, shared
+from tests.feedbuild import Item, benchmark_pages, write_feed
+
+NEWSFLOW = str(Path(sys.executable).parent / "newsflow")
+FEEDS = 3
+PAGES_PER_FEED = 15
+KILLS = 4
+SEED = 20261125
+
+
+def served_feeds(site: LoopbackSite, folder: str, offset: int, tmp_path: Path) -> tuple[Path, set[str]]:
+    """FEEDS feeds of real benchmark pages on the loopback site; returns the feed file and every guid."""
+    shared("scrapinghub-article-extraction-benchmark")
+    ids = sorted(benchmark_pages())[offset : offset + FEEDS * PAGES_PER_FEED]
+    assert len(ids) == FEEDS * PAGES_PER_FEED
+    urls = []
+    for number in range(FEEDS):
+        chunk = ids[number * PAGES_PER_FEED : (number + 1) * PAGES_PER_FEED]
+        items = [Item(f"Story {i}", site.url(f"/pages/{i}.html"), guid=f"{folder}-{i}") for i in chunk]
+        write_feed(site.root / folder / f"feed{number}.xml", f"Feed {number}", items)
+        urls.append(site.url(f"/site/{folder}/feed{number}.xml"))
+    feeds_file = tmp_path / "feeds.toml"
+    feeds_file.write_text("".join(f'[[feeds]]\nurl = "{url}"\n\n' for url in urls))
+    return feeds_file, {f"{folder}-{i}" for i in ids}
+
+
+def environment(prefect_api: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PREFECT_API_URL": prefect_api,  # the session's harness: no temporary server per process
+        "NEWSFLOW_ALLOW_PRIVATE_NETWORKS": "1",
+        "NEWSFLOW_RETRY_BACKOFF": "0.05",
+    }
+
+
+def ingest_command(feeds_file: Path, db: Path) -> list[str]:
+    return [NEWSFLOW, "ingest", "--feeds", str(feeds_file), "--db", str(db), "--batch-size", "4",
+            "--workers", "1", "--json"]  # fmt: skip
+
+
+def check_warehouse(db: Path) -> set[str]:
+    """Open the warehouse read-write (replaying its WAL), check it, return the stored guids."""
+    from warehouse.connection import connect
+    from warehouse.integrity import integrity_check
+
+    con = connect(db, lock_timeout=10)
+    try:
+        assert integrity_check(con) == []
+        rows = con.execute("SELECT guid FROM articles").fetchall()
+    finally:
+        con.close()
+    guids = [r[0] for r in rows]
+    assert len(guids) == len(set(guids))
+    return set(guids)
+
+
+def test_killed_ingests_lose_and_duplicate_nothing(
+    site: LoopbackSite, prefect_harness: str, tmp_path: Path
+) -> None:
+    feeds_file, served = served_feeds(site, "crash", 20, tmp_path)
+    db = tmp_path / "crash.duckdb"
+    env = environment(prefect_harness)
+    rng = random.Random(SEED)
+    stored: set[str] = set()
+    kills = []
+    started = time.monotonic()
+    for _ in range(KILLS):
+        process = subprocess.Popen(
+            ingest_command(feeds_file, db),
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: the kill takes its extraction workers too
+        )
+        delay = rng.uniform(2.5, 6.5)
+        try:
+            process.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        kills.append((round(delay, 2), process.returncode))
+        if db.exists():
+            now_stored = check_warehouse(db)
+            assert stored <= now_stored, "rows committed before a kill disappeared"
+            stored = now_stored
+    final = subprocess.run(ingest_command(feeds_file, db), env=env, cwd=REPO, capture_output=True, text=True)
+    assert final.returncode == 0, final.stderr[-3000:]
+    summary = json.loads(final.stdout)
+    assert summary["status"] == "completed"
+    guids = check_warehouse(db)
+    lost, extra = served - guids, guids - served
+    print(
+        f"\nkills (after s, exit code): {kills}; stored before the final run {len(stored)} of {len(served)};"
+        f" final run stored {summary['articles_stored']}; lost {len(lost)}, duplicated 0;"
+        f" {time.monotonic() - started:.1f} s in all"
+    )
+    assert sum(code == -signal.SIGKILL for _, code in kills) >= KILLS - 1  # the kills really landed
+    assert not lost and not extra
+    assert summary["articles_stored"] == len(served) - len(stored)
+
+
+HAMMER = textwrap.dedent(
+    """
+    import json, sys, time
+    from click.testing import CliRunner
+    from newsflow.cli import main
+
+    db, stop_file = sys.argv[1], sys.argv[2]
+    runner = CliRunner()
+    import os
+    while not os.path.exists(stop_file):
+        started = time.monotonic()
+        result = runner.invoke(main, ["sql", "SELECT count(*) AS n FROM articles", "--db", db, "-f", "csv"])
+        print(json.dumps({"code": result.exit_code, "out": result.stdout, "err": result.stderr,
+                          "wait": time.monotonic() - started}), flush=True)
+    """
+)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def test_sql_hammered_during_an_ingest(site: LoopbackSite, prefect_harness: str, tmp_path: Path) -> None:
+    feeds_file, served = served_feeds(site, "hammer", 65, tmp_path)
+    db = tmp_path / "hammer.duckdb"
+    env = environment(prefect_harness) | {"NEWSFLOW_LOCK_TIMEOUT": "10"}
+    # The warehouse exists before the hammer starts, so every failure can only be the lock.
+    subprocess.run([NEWSFLOW, "feeds", "list", "--db", str(db)], env=env, check=True, capture_output=True)
+    stop = tmp_path / "stop"
+    hammer = subprocess.Popen(
+        [sys.executable, "-c", HAMMER, str(db), str(stop)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ingest = subprocess.run(
+            ingest_command(feeds_file, db), env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+        )
+    finally:
+        stop.touch()
+        out, _ = hammer.communicate(timeout=60)
+    assert ingest.returncode == 0, ingest.stderr[-3000:]
+    summary: dict[str, Any] = json.loads(ingest.stdout)
+    assert summary["status"] == "completed" and summary["articles_stored"] == len(served)
+    assert summary["batches_failed"] == 0
+    results = [json.loads(line) for line in out.splitlines()]
+    answered = [r for r in results if r["code"] == 0]
+    refused = [r for r in results if r["code"] != 0]
+    for r in answered:
+        assert r["out"].splitlines()[0] == "n" and 0 <= int(r["out"].splitlines()[1]) <= len(served)
+    for r in refused:  # only ever the lock, said clearly
+        assert r["err"].startswith("Error: warehouse ") and "is locked by" in r["err"], r["err"]
+    waits = [r["wait"] for r in results]
+    print(
+        f"\nsql hammer: {len(results)} queries during the ingest, {len(answered)} answered,"
+        f" {len(refused)} refused with the lock message; wait p50 {percentile(waits, 0.5) * 1000:.0f} ms,"
+        f" p99 {percentile(waits, 0.99) * 1000:.0f} ms"
+    )
+    assert len(answered) >= 10
+    assert check_warehouse(db) == served
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("INSERT INTO feeds (url, added_at) VALUES ('http://x.example/', now())", "read-only"),
+        ("UPDATE articles SET title = 'x'", "read-only"),
+        ("DROP TABLE articles", "read-only"),
+        ("CREATE TABLE t AS SELECT 1", "read-only"),
+        ("ATTACH '{tmp}/other.duckdb' AS other", "refused"),
+        ("COPY articles TO '{tmp}/out.csv'", "refused"),
+        ("COPY (SELECT 1) TO '{tmp}/out.parquet' (FORMAT parquet)", "refused"),
+        ("SELECT * FROM read_csv('/etc/passwd')", "refused"),
+        ("SELECT * FROM read_text('/etc/hostname')", "refused"),
+        ("SELECT * FROM read_blob('/etc/hostname')", "refused"),
+        ("SELECT * FROM read_parquet('{tmp}/x.parquet')", "refused"),
+        ("SELECT * FROM glob('/etc/*')", "refused"),
+        ("INSTALL httpfs", "refused"),
+        ("LOAD httpfs", "refused"),
+        ("SET enable_external_access = true", "configuration has been locked"),
+        ("SET autoinstall_known_extensions = true", "configuration has been locked"),
+    ],
+)
+def test_sql_refuses_writes_files_and_extensions(query: str, message: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from newsflow.cli import main
+    from warehouse.connection import writer
+
+    db = tmp_path / "w.duckdb"
+    with writer(db):
+        pass
+    result = CliRunner().invoke(main, ["sql", query.format(tmp=tmp_path), "--db", str(db)])
+    assert result.exit_code == 1, result.stdout
+    assert result.stderr.startswith("Error: ") and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.duckdb"]  # no file was written
