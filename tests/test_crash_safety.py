@@ -219,3 +219,57 @@ def test_sql_refuses_writes_files_and_extensions(query: str, message: str, tmp_p
     assert result.stderr.startswith("Error: ") and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.duckdb"]  # no file was written
+
+
+def test_two_ingests_started_at_once(site: LoopbackSite, prefect_harness: str, tmp_path: Path) -> None:
+    feeds_file, guids = served_feeds(site, "twice", 60, tmp_path)
+    db = tmp_path / "twice.duckdb"
+    env = environment(prefect_harness)
+    both = [
+        subprocess.Popen(ingest_command(feeds_file, db), env=env, cwd=REPO, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    summaries = []
+    for process in both:
+        out, _ = process.communicate(timeout=240)
+        assert process.returncode == 0
+        summaries.append(json.loads(out))
+    # Either the second found the first running and skipped, or it ran after it and found nothing new.
+    assert sorted(s["status"] for s in summaries) in (["completed", "skipped"], ["completed", "completed"])
+    assert sum(s["articles_stored"] for s in summaries) == len(guids)
+    assert check_warehouse(db) == guids
+
+
+def test_backfill_during_an_ingest(
+    site: LoopbackSite, backfill_site: Any, prefect_harness: str, tmp_path: Path
+) -> None:
+    from tests.backfill_site import SINCE, UNTIL, register
+
+    feeds_file, guids = served_feeds(site, "beside", 30, tmp_path)
+    db = tmp_path / "beside.duckdb"
+    register(db, backfill_site.site)
+    env = environment(prefect_harness)
+    backfill = [NEWSFLOW, "backfill", "--since", str(SINCE), "--until", str(UNTIL), "--db", str(db),
+                "--site", backfill_site.site.base, "--json"]  # fmt: skip
+    ingest = subprocess.Popen(
+        ingest_command(feeds_file, db), env=env, cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    filling = subprocess.Popen(backfill, env=env, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    ingest_out, _ = ingest.communicate(timeout=240)
+    fill_out, _ = filling.communicate(timeout=240)
+    assert (ingest.returncode, filling.returncode) == (0, 0)
+    assert json.loads(ingest_out)["articles_stored"] == len(guids)
+    assert json.loads(fill_out)["chunks_done"] == 3
+    from warehouse.connection import connect
+    from warehouse.integrity import integrity_check
+
+    con = connect(db, lock_timeout=10)
+    try:
+        assert integrity_check(con) == []
+        rows = con.execute("SELECT guid, url FROM articles WHERE duplicate_of IS NULL").fetchall()
+    finally:
+        con.close()
+    urls = [url for _, url in rows]
+    assert len(urls) == len(set(urls))  # no article stored twice
+    assert guids <= {guid for guid, _ in rows}
+    assert backfill_site.in_window <= set(urls)
