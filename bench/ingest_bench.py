@@ -198,6 +198,18 @@ def tree_rss_bytes(root: int) -> dict[int, int]:
     return sizes
 
 
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of a process: its private pages plus its share of pages it shares with
+    others (the same shared library in five processes counts a fifth in each). 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def process_kind(pid: int) -> str:
     """A short label for a process of the ingest tree, from its command line."""
     try:
@@ -222,6 +234,7 @@ class IngestRun:
     wall_s: float
     peak_rss_mb: float  # peak of the summed tree
     peak_rss_by_process_mb: dict[str, float]  # each process's own peak, "kind pid" -> MB
+    peak_pss_mb: float  # peak of the summed proportional set size: shared pages counted once
     returncode: int
     summary: dict[str, Any] | None
     stderr_tail: str
@@ -251,7 +264,7 @@ def run_ingest(feeds_toml: Path, db: Path, prefect_home: Path, workdir: Path) ->
         "--json",
     ]
     stdout_path, stderr_path = workdir / "ingest.stdout", workdir / "ingest.stderr"
-    peak = 0
+    peak = peak_pss = 0
     per_process: dict[int, int] = {}
     kinds: dict[int, str] = {}
     with stdout_path.open("w") as out, stderr_path.open("w") as err:
@@ -260,6 +273,7 @@ def run_ingest(feeds_toml: Path, db: Path, prefect_home: Path, workdir: Path) ->
         while proc.poll() is None:
             sizes = tree_rss_bytes(proc.pid)
             peak = max(peak, sum(sizes.values()))
+            peak_pss = max(peak_pss, sum(pss_bytes(pid) for pid in sizes))
             for pid, size in sizes.items():
                 per_process[pid] = max(per_process.get(pid, 0), size)
                 if pid not in kinds:
@@ -269,6 +283,7 @@ def run_ingest(feeds_toml: Path, db: Path, prefect_home: Path, workdir: Path) ->
     return IngestRun(
         wall_s=wall,
         peak_rss_mb=peak / 2**20,
+        peak_pss_mb=peak_pss / 2**20,
         peak_rss_by_process_mb={
             f"{kinds[pid]} {pid}": round(size / 2**20, 1)
             for pid, size in sorted(per_process.items(), key=lambda item: -item[1])
@@ -484,6 +499,7 @@ def build_metrics(results: dict[str, Any]) -> list[Metric]:
             f"= {TARGET_SECOND_REQUESTS}",
             None if second_requests is None else second_requests == TARGET_SECOND_REQUESTS,
         ),
+        Metric("peak PSS MB (process tree, shared pages once)", r["peak_pss_mb"]),
         Metric(
             "peak RSS MB (cold ingest process tree)",
             rss,
@@ -590,6 +606,7 @@ def run_benchmark(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         ),
         "second_summary": warm.summary,
         "peak_rss_mb": round(cold.peak_rss_mb, 1),
+        "peak_pss_mb": round(cold.peak_pss_mb, 1),
         "peak_rss_by_process_mb": cold.peak_rss_by_process_mb,
         "second_peak_rss_mb": round(warm.peak_rss_mb, 1),
         "cold_stderr_tail": cold.stderr_tail if cold.returncode else "",

@@ -526,13 +526,8 @@ def feeds_add(url: str, name: str | None, tags: tuple[str, ...], db: Path | None
 def feeds_remove(url: str, db: Path | None) -> None:
     """Unregister a feed (its stored articles stay)."""
     from warehouse import feeds as feeds_table
-    from warehouse.connection import writer
 
-    settings = load_settings(db=db)
-    with writer(settings.db, settings.lock_timeout) as con:
-        removed = feeds_table.remove_feed(con, url.strip())
-    if not removed:
-        raise NewsflowError(f"not registered: {url} (see `newsflow feeds list`)")
+    _change_registered_feed(url, db, feeds_table.remove_feed)
     click.echo(f"removed {url}")
 
 
@@ -542,14 +537,19 @@ def feeds_remove(url: str, db: Path | None) -> None:
 def feeds_resume(url: str, db: Path | None) -> None:
     """Unpause a feed (paused after repeated failures) and make it due now."""
     from warehouse import feeds as feeds_table
+
+    _change_registered_feed(url, db, feeds_table.resume_feed)
+    click.echo(f"resumed {url}: it is polled on the next run")
+
+
+def _change_registered_feed(url: str, db: Path | None, change: Any) -> None:
+    """Apply ``change(con, url)`` in one transaction; a URL that is not registered is an error."""
     from warehouse.connection import writer
 
     settings = load_settings(db=db)
     with writer(settings.db, settings.lock_timeout) as con:
-        resumed = feeds_table.resume_feed(con, url.strip())
-    if not resumed:
-        raise NewsflowError(f"not registered: {url} (see `newsflow feeds list`)")
-    click.echo(f"resumed {url}: it is polled on the next run")
+        if not change(con, url.strip()):
+            raise NewsflowError(f"not registered: {url} (see `newsflow feeds list`)")
 
 
 @feeds.command("import-opml")

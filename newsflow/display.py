@@ -31,10 +31,13 @@ def render_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str)
         return buffer.getvalue().rstrip("\n")
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
     for column in columns:
-        table.add_column(column, overflow="ellipsis")
+        table.add_column(column, overflow="ellipsis", no_wrap=True, min_width=min(len(column), 20))
     for row in rows:
         table.add_row(*(_cell(v) for v in row))
-    console = Console(width=max(80, min(200, Console().width)), record=True, file=io.StringIO())
+    terminal = Console()
+    # In a terminal, fit it (long cells end in "…"); piped or redirected, allow up to 200 columns.
+    width = max(80, terminal.width) if terminal.is_terminal else 200
+    console = Console(width=width, record=True, file=io.StringIO())
     console.print(table)
     return console.export_text().rstrip("\n") + f"\n({len(rows)} row{'s' if len(rows) != 1 else ''})"
 
