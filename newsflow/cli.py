@@ -12,7 +12,7 @@ from typing import Any, cast
 import click
 
 from newsflow.errors import NewsflowError
-from newsflow.settings import load_settings
+from newsflow.settings import Settings, load_settings
 
 EXIT_ERROR = 1
 
@@ -314,7 +314,7 @@ def stories_command(since: str, min_outlets: int, limit: int, db: Path | None, f
     from warehouse import stories as stories_table
     from warehouse.connection import writer
 
-    settings = load_settings(db=db)
+    settings = existing_warehouse(db)
     since_at = parse_since(since, utcnow())
     with writer(settings.db, settings.lock_timeout) as con:
         rows = stories_table.list_stories(con, since=since_at, min_outlets=min_outlets, limit=limit)
@@ -323,6 +323,16 @@ def stories_command(since: str, min_outlets: int, limit: int, db: Path | None, f
         columns.remove("first_at")
         rows = [r | {"last_at": f"{r['last_at']:%Y-%m-%d %H:%M}"} for r in rows]
     click.echo(render_rows(columns, [tuple(r[c] for c in columns) for r in rows], fmt))
+
+
+def existing_warehouse(db: Path | None) -> Settings:
+    """Settings whose warehouse file exists: commands that only show data do not create one."""
+    from newsflow.errors import WarehouseError
+
+    settings = load_settings(db=db)
+    if not settings.db.exists():
+        raise WarehouseError(f"no warehouse at {settings.db}: run `newsflow ingest` first or pass --db")
+    return settings
 
 
 def parse_since(value: str, now: datetime) -> datetime | None:
@@ -358,7 +368,7 @@ def story_command(story_id: str, db: Path | None, fmt: str) -> None:
     from warehouse import stories as stories_table
     from warehouse.connection import writer
 
-    settings = load_settings(db=db)
+    settings = existing_warehouse(db)
     with writer(settings.db, settings.lock_timeout) as con:
         overview = stories_table.story_overview(con, story_id)
         members = stories_table.story_members(con, story_id)

@@ -254,3 +254,13 @@ def all_commands(group: click.Group, prefix: str = "") -> Iterator[str]:
             yield from all_commands(command, f"{prefix}{name} ")
         else:
             yield f"{prefix}{name}"
+
+
+@pytest.mark.parametrize("command", [["stories"], ["story", "s_missing"]])
+def test_showing_commands_do_not_create_a_warehouse(
+    runner: CliRunner, tmp_path: Path, command: list[str]
+) -> None:
+    missing = tmp_path / "missing.duckdb"
+    code, _, err = run(runner, *command, "--db", str(missing))
+    assert code == 1 and "no warehouse at" in err
+    assert not missing.exists()
