@@ -25,13 +25,10 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import random
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -56,8 +53,9 @@ from ingest_bench import (
     collect_pages,
     ingest_env,
     process_kind,
-    render_table,
+    report,
     reset_server_log,
+    scratch_dir,
     server_log,
     task_kind,
     tree_rss_bytes,
@@ -516,26 +514,14 @@ def request_counts(log: Sequence[dict[str, Any]]) -> dict[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="newsflow-backfill-bench-"))
-    try:
+    with scratch_dir("newsflow-backfill-bench-", args.keep) as tmp:
         results = run_benchmark(args, tmp)
-    finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    metrics = build_metrics(results)
-    results["table"] = [m.__dict__ for m in metrics]
-    print()
-    print(render_table(metrics))
-    print(
-        "\nShares are of the cold backfill's wall time, each the union of that stage's task-run intervals."
+    report(
+        results, build_metrics(results), args.out,
+        after="Shares are of the cold backfill's wall time, each the union of a stage's task-run intervals."
         "\nStages can overlap (discovery tasks run together; within a chunk of several batches the next"
-        "\nbatch is fetched while one is extracted), so the shares need not add up to 100 %."
-    )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=str))
-    print(f"\nwrote {args.out}")
+        "\nbatch is fetched while one is extracted), so the shares need not add up to 100 %.",
+    )  # fmt: skip
     ok = results["cold_returncode"] == 0 and results["repeat_returncode"] == 0
     return 0 if ok and results["stored_urls_match"] and results["repeat_rows_added"] == 0 else 1
 

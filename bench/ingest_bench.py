@@ -456,6 +456,40 @@ def render_table(metrics: Sequence[Metric]) -> str:
     return "\n".join(lines)
 
 
+def checked(name: str, value: float | None, op: str, target: float) -> Metric:
+    """A metric with a target (``op`` one of ``<``, ``>=``, ``=``); ``met`` is None when unmeasured."""
+    tests = {"<": value is not None and value < target, ">=": value is not None and value >= target,
+             "=": value is not None and value == target}  # fmt: skip
+    return Metric(name, value, f"{op} {target:g}", None if value is None else tests[op])
+
+
+@contextmanager
+def scratch_dir(prefix: str, keep: bool) -> Iterator[Path]:
+    """A temp folder for one benchmark, removed afterwards unless ``keep`` (then its path is printed)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield tmp
+    finally:
+        if keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def report(
+    results: dict[str, Any], metrics: Sequence[Metric], out: Path, before: str = "", after: str = ""
+) -> None:
+    """Print the metrics table (with optional text around it) and write ``results`` plus the table as JSON."""
+    results["table"] = [m.__dict__ for m in metrics]
+    for part in (before, render_table(metrics), after):
+        if part:
+            print()
+            print(part)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nwrote {out}")
+
+
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or not denominator:
         return None
@@ -476,36 +510,16 @@ def build_metrics(results: dict[str, Any]) -> list[Metric]:
         Metric("  of which outside the flow body s", r["cold_outside_flow_s"]),
         Metric("end-to-end articles/s", r["end_to_end_articles_per_s"]),
         Metric("trafilatura-only limit pages/s (2 processes)", r["trafilatura_limit_pages_per_s"]),
-        Metric(
-            "ratio end-to-end / limit",
-            ratio,
-            f">= {TARGET_RATIO}",
-            None if ratio is None else ratio >= TARGET_RATIO,
-        ),
+        checked("ratio end-to-end / limit", ratio, ">=", TARGET_RATIO),
         Metric("articles stage alone articles/s", r["articles_stage_per_s"]),
         Metric("ratio articles stage / limit", r["articles_stage_ratio"]),
         Metric("Prefect task runs", r["prefect_task_runs"]),
-        Metric(
-            "task runs per 1000 articles",
-            per_1000,
-            f"< {TARGET_TASK_RUNS_PER_1000}",
-            None if per_1000 is None else per_1000 < TARGET_TASK_RUNS_PER_1000,
-        ),
+        checked("task runs per 1000 articles", per_1000, "<", TARGET_TASK_RUNS_PER_1000),
         Metric("orchestration share (wall not inside a task run)", r["orchestration_share"]),
         Metric("second ingest wall s", r["second_ingest_wall_s"]),
-        Metric(
-            "second ingest article requests",
-            second_requests,
-            f"= {TARGET_SECOND_REQUESTS}",
-            None if second_requests is None else second_requests == TARGET_SECOND_REQUESTS,
-        ),
+        checked("second ingest article requests", second_requests, "=", TARGET_SECOND_REQUESTS),
         Metric("peak PSS MB (process tree, shared pages once)", r["peak_pss_mb"]),
-        Metric(
-            "peak RSS MB (cold ingest process tree)",
-            rss,
-            f"< {TARGET_PEAK_RSS_MB}",
-            None if rss is None else rss < TARGET_PEAK_RSS_MB,
-        ),
+        checked("peak RSS MB (cold ingest process tree)", rss, "<", TARGET_PEAK_RSS_MB),
     ]
 
 
@@ -616,21 +630,9 @@ def run_benchmark(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="newsflow-bench-"))
-    try:
+    with scratch_dir("newsflow-bench-", args.keep) as tmp:
         results = run_benchmark(args, tmp)
-    finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    metrics = build_metrics(results)
-    results["table"] = [m.__dict__ for m in metrics]
-    print()
-    print(render_table(metrics))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=str))
-    print(f"\nwrote {args.out}")
+    report(results, build_metrics(results), args.out)
     ok = results["cold_ingest_returncode"] == 0 and results["second_ingest_returncode"] == 0
     return 0 if ok else 1
 

@@ -25,13 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -51,10 +49,12 @@ from ingest_bench import (
     VENV_BIN,
     Metric,
     _json_summary,
+    checked,
     collect_pages,
     ingest_env,
     loopback_site,
-    render_table,
+    report,
+    scratch_dir,
     write_pages,
 )
 
@@ -302,12 +302,7 @@ def build_metrics(r: dict[str, Any]) -> list[Metric]:
         Metric("pending -> start (flow process start-up) s: median", r["startup_s"]["median"]),
         Metric("start -> end (flow body) s: median", body["median"]),
         Metric("expected start -> end s: min", total["min"]),
-        Metric(
-            "expected start -> end s: median",
-            median,
-            f"< {TARGET_TOTAL_S:g}",
-            None if median is None else median < TARGET_TOTAL_S,
-        ),
+        checked("expected start -> end s: median", median, "<", TARGET_TOTAL_S),
         Metric("expected start -> end s: max", total["max"]),
         Metric("warm-up run expected start -> end s", r["warm_up"]["to_end_s"] if r["warm_up"] else None),
     ]
@@ -416,24 +411,10 @@ def summarise(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="newsflow-schedule-bench-"))
-    try:
-        with ExitStack() as stack:
-            results = measure(args, tmp, stack)
-    finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    metrics = build_metrics(results)
-    results["table"] = [m.__dict__ for m in metrics]
-    print()
-    print(run_table([RunTiming(**run) for run in results["runs"]]))
-    print()
-    print(render_table(metrics))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=str))
-    print(f"\nwrote {args.out}")
+    with scratch_dir("newsflow-schedule-bench-", args.keep) as tmp, ExitStack() as stack:
+        results = measure(args, tmp, stack)
+    runs = run_table([RunTiming(**run) for run in results["runs"]])
+    report(results, build_metrics(results), args.out, before=runs)
     return 0 if results["runs_measured"] >= args.runs - 1 else 1
 
 
