@@ -122,6 +122,18 @@ class FetchedPage:
 
 
 @dataclass(frozen=True)
+class TextFeatures:
+    """What near-duplicate detection and story grouping read of a text, computed once where the text is
+    made (the extraction workers), so the store step does not tokenise."""
+
+    #: MinHash signature (little-endian uint32 bytes); None for a text too short to have one.
+    signature: bytes | None
+    #: Term and entity counts of title and body (``tasks.stories.article_counts``).
+    terms: dict[str, int]
+    entities: dict[str, int]
+
+
+@dataclass(frozen=True)
 class Article:
     """One article row, ready for the warehouse."""
 
@@ -152,6 +164,7 @@ class Article:
     final_url: str | None = None
     content_type: str | None = None
     external_id: str | None = None  # the id a loaded record carried
+    features: TextFeatures | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from trafilatura.settings import Document
 
 from newsflow.records import Article, ContentSource, FetchedPage
 from tasks.dedupe import content_hash
+from tasks.features import text_features
 from tasks.urls import canonical_url, same_site, site_of
 
 #: Shortest text whose language is guessed; shorter guesses are noise.
@@ -116,6 +117,7 @@ def build_article(page: FetchedPage, compressor: zstandard.ZstdCompressor | None
     page_canonical = canonical_url(doc.url) if doc is not None and doc.url else None
     canonical = page_canonical if same_site(page_canonical, final_url) else canonical_url(final_url)
     compressor = compressor or zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    title = (doc.title if doc is not None and doc.title else None) or entry.title
     return Article(
         article_id=planned.article_id,
         feed_url=entry.feed_url,
@@ -123,7 +125,7 @@ def build_article(page: FetchedPage, compressor: zstandard.ZstdCompressor | None
         guid_key=planned.guid_key,
         url=planned.url,
         canonical_url=canonical or planned.url,
-        title=(doc.title if doc is not None and doc.title else None) or entry.title,
+        title=title,
         author=(doc.author if doc is not None and doc.author else None) or _join(entry.authors),
         published_at=_published(doc.date if doc is not None else None, entry.published_at),
         updated_at=entry.updated_at,
@@ -143,6 +145,7 @@ def build_article(page: FetchedPage, compressor: zstandard.ZstdCompressor | None
         raw_html_zstd=compressor.compress(page.html) if page.html else None,
         final_url=page.final_url,
         content_type=page.content_type,
+        features=text_features(text, title),
     )
 
 

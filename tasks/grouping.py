@@ -12,17 +12,21 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 
-from newsflow.records import DocFreqRow, DuplicateMark, StoryAssignment
+from newsflow.records import DocFreqRow, DuplicateMark, SignatureRow, StoryAssignment
 from tasks import neardup, stories
 from tasks.stories import DEFAULT_CONFIG, StoryArticle, StoryConfig
 from warehouse import stories as stories_table
 
 #: Stored stories loaded per article: the best few by weighted cosine within the time window.
 CANDIDATE_STORIES = 5
+#: The candidate query looks stories up by each article's heaviest terms and entities only (a story worth
+#: joining shares them); the article is then scored on its whole vectors.
+PROBE_TERMS = 20
+PROBE_ENTITIES = 10
 REASON_COPY = "copy"
 
 
@@ -53,17 +57,41 @@ def group_batch(
     """Mark near-duplicates among ``articles`` (new, in arrival order; ``exact`` holds their exact marks)
     and give each a story; stores signatures, stories, term statistics and decisions."""
     unmarked = [a for a in articles if a.article_id not in exact]
-    signatures = {a.article_id: neardup.signature(a.text) for a in unmarked}
+    signatures = {a.article_id: _signature(a) for a in unmarked}
     keys = [key for sig in signatures.values() if sig is not None for key in neardup.band_keys(sig)]
-    found = neardup.find_near_duplicates(
-        [(a.article_id, a.text) for a in unmarked],
-        stories_table.candidate_signatures(con, keys),
-        signatures=signatures,
+    window = timedelta(days=neardup.WINDOW_DAYS)
+    times = {a.article_id: a.published_at for a in unmarked}
+    candidates = (
+        stories_table.candidate_signatures(
+            con, keys, min(times.values()) - window, max(times.values()) + window
+        )
+        if times
+        else []
     )
-    stories_table.insert_signatures(con, found.signatures, found.bands)
+    found = neardup.find_near_duplicates(
+        [(a.article_id, a.text) for a in unmarked], candidates, signatures=signatures
+    )
+    stories_table.insert_signatures(
+        con, found.signatures, found.bands, times=times, roots={a: m.of for a, m in found.marks.items()}
+    )
     marks = {**exact, **found.marks}
     story_ids, decisions = _group_with_copies(con, articles, marks, {}, now, config)
     return GroupOutcome(found.marks, story_ids, decisions)
+
+
+def _near_dup_window(articles: Sequence[StoryArticle]) -> tuple[datetime | None, datetime | None]:
+    """Times within which stored copies of ``articles`` are looked for; unbounded (None) when an article
+    has no publication date (its stand-in time says nothing about when its original appeared)."""
+    if not articles or not all(a.dated for a in articles):
+        return None, None
+    window = timedelta(days=neardup.WINDOW_DAYS)
+    return min(a.published_at for a in articles) - window, max(a.published_at for a in articles) + window
+
+
+def _signature(article: StoryArticle) -> neardup.Signature | None:
+    if article.features is None:
+        return neardup.signature(article.text)
+    return neardup.from_bytes(article.features.signature) if article.features.signature else None
 
 
 def _group_with_copies(
@@ -133,28 +161,32 @@ def assign_stories(
     batch_df = stories.DocumentFrequencies(df.n_docs, dict(df.df))
     for terms, entities in counts:
         batch_df.add(set(terms) | set(entities))
-    vectors = [
-        stories_table.ArticleTerm(a.article_id, a.published_at, kind, term, weight)
-        for a, (terms, entities) in zip(articles, counts, strict=True)
-        for kind, vector in (
-            ("t", stories.weigh(terms, batch_df, config.max_article_terms)),
-            ("e", stories.weigh(entities, batch_df, config.max_article_entities)),
+    vectors = stories.article_vectors(counts, batch_df, config)
+    probes = [
+        stories_table.ArticleProbe(
+            a.article_id,
+            a.published_at,
+            _heaviest(v.terms, PROBE_TERMS),
+            _heaviest(v.entities, PROBE_ENTITIES),
         )
-        for term, weight in vector.items()
+        for a, v in zip(articles, vectors, strict=True)
     ]
-    candidate_ids = stories_table.candidate_story_ids(
+    candidates = stories_table.candidate_story_ids(
         con,
-        vectors,
+        probes,
         window_days=config.window_days,
         term_weight=config.term_weight,
         entity_weight=config.entity_weight,
         top=CANDIDATE_STORIES,
         min_score=config.threshold,
     )
+    wanted = {story_id for ids in candidates.values() for story_id in ids}
+    active_since = min(a.published_at for a in articles) - timedelta(days=config.window_days)
     loaded = [
-        stories.story_from_rows(row, terms) for row, terms in stories_table.load_stories(con, candidate_ids)
+        stories.story_from_vectors(s.row, s.terms, s.entities)
+        for s in stories_table.load_stories(con, wanted, active_since=active_since)
     ]
-    result = stories.assign_batch(articles, loaded, df, config, counts)
+    result = stories.assign_batch(articles, loaded, df, config, counts, candidates, vectors)
     stories_table.save_stories(con, [stories.story_rows(s) for s in result.stories], now)
     increments: Counter[str] = Counter()
     for i, (terms, entities) in enumerate(counts):
@@ -184,8 +216,9 @@ def regroup(
     config: StoryConfig = DEFAULT_CONFIG,
 ) -> RegroupOutcome:
     """Group again every article whose time (published, else first seen) is in [start, end), together
-    with the other members of the stories they were in, in time order and in batches (near-duplicate
-    marks stay as they are)."""
+    with the other members of the stories they were in, in time order and in batches. Near-duplicate
+    marks stay as they are; articles without a MinHash signature (stored before stories existed) get one,
+    so later copies of them are found."""
     rows, before = stories_table.release_range(con, start, end)
     counted = {r.article_id for r in rows if r.counted}
     story_ids: dict[str, str] = {}
@@ -198,8 +231,28 @@ def regroup(
             for r in chunk
             if r.duplicate_of
         }
+        _sign_unsigned(con, chunk)
         chunk_ids, decisions = _group_with_copies(con, articles, marks, counted, now, config)
         stories_table.set_story_ids(con, chunk_ids)
         story_ids.update(chunk_ids)
         joined += sum(d.reason == stories.REASON_JOINED for d in decisions)
     return RegroupOutcome(len(rows), before, len(set(story_ids.values())), joined)
+
+
+def _sign_unsigned(con: duckdb.DuckDBPyConnection, rows: Sequence[stories_table.GroupingRow]) -> None:
+    """Store signatures for the rows that have none and would have got one (not exact duplicates)."""
+    wanted = [
+        r for r in rows if not r.signed and (r.duplicate_of is None or r.dup_reason == neardup.DUP_REASON)
+    ]
+    signed = [(r, sig) for r in wanted if (sig := neardup.signature(r.text)) is not None]
+    stories_table.insert_signatures(
+        con,
+        [SignatureRow(r.article_id, neardup.to_bytes(sig)) for r, sig in signed],
+        [band for r, sig in signed for band in neardup.band_rows(r.article_id, sig)],
+        times={r.article_id: r.at for r, _ in signed},
+        roots={r.article_id: r.duplicate_of for r, _ in signed if r.duplicate_of},
+    )
+
+
+def _heaviest(vector: Mapping[str, float], keep: int) -> dict[str, float]:
+    return dict(sorted(vector.items(), key=lambda kv: -kv[1])[:keep])

@@ -37,6 +37,10 @@ THRESHOLD = 0.35
 #: Texts with fewer words get no signature: teasers and captions collide across articles.
 MIN_WORDS = 30
 DUP_REASON = "near_duplicate"
+#: Days around an article's time (published, else first seen) within which stored copies are looked for:
+#: syndicated and updated copies appear within days, and the bound keeps a batch's cost independent of
+#: the size of history. Identical text further apart is still an exact duplicate (content hash).
+WINDOW_DAYS = 30
 
 _WORD = re.compile(r"\w+")
 _SEED = 20230925
@@ -103,13 +107,15 @@ def band_keys(sig: Signature) -> list[tuple[int, int]]:
     rows = sig.astype(np.uint64).reshape(BANDS, ROWS_PER_BAND)
     with np.errstate(over="ignore"):
         mixed = (rows * _BAND_MIX[None, :]).sum(axis=1, dtype=np.uint64)
-    buckets = (mixed ^ (mixed >> np.uint64(29))).view(np.int64)
-    return [(band, int(bucket)) for band, bucket in enumerate(buckets)]
+    buckets: list[int] = (mixed ^ (mixed >> np.uint64(29))).view(np.int64).tolist()
+    return list(enumerate(buckets))
 
 
-def band_rows(article_id: str, sig: Signature) -> list[BandRow]:
-    """The rows to store for one article's signature."""
-    return [BandRow(band, bucket, article_id) for band, bucket in band_keys(sig)]
+def band_rows(
+    article_id: str, sig: Signature, keys: Sequence[tuple[int, int]] | None = None
+) -> list[BandRow]:
+    """The rows to store for one article's signature (``keys``: its :func:`band_keys`, if known)."""
+    return [BandRow(band, bucket, article_id) for band, bucket in keys or band_keys(sig)]
 
 
 def jaccard_estimate(a: Signature, b: Signature) -> float:
@@ -153,16 +159,17 @@ def find_near_duplicates(
         sig = signatures[article_id] if signatures is not None else signature(text)
         if sig is None or article_id in roots:
             continue
-        best = index.best_match(sig, exclude=article_id)
+        keys = band_keys(sig)
+        best = index.best_match(sig, keys, exclude=article_id)
         if best is not None and best[1] >= threshold:
             root = roots[best[0]]
             marks[article_id] = DuplicateMark(of=root, reason=DUP_REASON, score=round(best[1], 4))
             roots[article_id] = root
         else:
             roots[article_id] = article_id
-        index.add(article_id, sig)
+        index.add(article_id, sig, keys)
         sig_rows.append(SignatureRow(article_id, to_bytes(sig)))
-        rows.extend(band_rows(article_id, sig))
+        rows.extend(band_rows(article_id, sig, keys))
     return NearDupOutcome(marks, sig_rows, rows)
 
 
@@ -173,14 +180,17 @@ class _BandIndex:
         self._buckets: dict[tuple[int, int], list[str]] = {}
         self._sigs: dict[str, Signature] = {}  # insertion order breaks ties
 
-    def add(self, article_id: str, sig: Signature) -> None:
+    def add(self, article_id: str, sig: Signature, keys: Sequence[tuple[int, int]] | None = None) -> None:
         self._sigs[article_id] = sig
-        for key in band_keys(sig):
+        for key in keys or band_keys(sig):
             self._buckets.setdefault(key, []).append(article_id)
 
-    def best_match(self, sig: Signature, *, exclude: str) -> tuple[str, float] | None:
-        """The most similar indexed article sharing a bucket; ties go to the earliest added."""
-        seen = {other for key in band_keys(sig) for other in self._buckets.get(key, ()) if other != exclude}
+    def best_match(
+        self, sig: Signature, keys: Sequence[tuple[int, int]], *, exclude: str
+    ) -> tuple[str, float] | None:
+        """The most similar indexed article sharing a bucket (``keys``: the signature's band keys); ties go
+        to the earliest added."""
+        seen = {other for key in keys for other in self._buckets.get(key, ()) if other != exclude}
         best: tuple[str, float] | None = None
         for other in (o for o in self._sigs if o in seen):
             score = jaccard_estimate(sig, self._sigs[other])

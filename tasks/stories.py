@@ -24,11 +24,11 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from newsflow.records import DocFreqRow, StoryAssignment, StoryRow, StoryTermRow
+from newsflow.records import DocFreqRow, StoryAssignment, StoryRow, StoryTermRow, TextFeatures
 
 Vector = dict[str, float]
 
@@ -86,13 +86,17 @@ DEFAULT_CONFIG = StoryConfig()
 
 @dataclass(frozen=True)
 class StoryArticle:
-    """What grouping needs of an article. ``published_at`` should fall back to first-seen time."""
+    """What grouping needs of an article. ``published_at`` should fall back to first-seen time, with
+    ``dated`` False to say so."""
 
     article_id: str
     text: str
     title: str | None
     published_at: datetime
     site: str | None
+    #: Counts computed earlier (:func:`tasks.features.text_features`); None: tokenise here.
+    features: TextFeatures | None = field(default=None, repr=False, compare=False)
+    dated: bool = True
 
 
 @dataclass(frozen=True)
@@ -398,6 +402,11 @@ def story_from_rows(row: StoryRow, terms: Iterable[StoryTermRow]) -> Story:
     entity_weights: Vector = {}
     for term in terms:
         (term_weights if term.kind == "t" else entity_weights)[term.term] = term.weight
+    return story_from_vectors(row, term_weights, entity_weights)
+
+
+def story_from_vectors(row: StoryRow, terms: Vector, entities: Vector) -> Story:
+    """A story back from its row and its centroid's two vectors."""
     return Story(
         story_id=row.story_id,
         headline=row.headline,
@@ -407,8 +416,8 @@ def story_from_rows(row: StoryRow, terms: Iterable[StoryTermRow]) -> Story:
         article_count=row.article_count,
         sites=tuple(row.sites),
         join_score_sum=row.join_score_sum,
-        terms=term_weights,
-        entities=entity_weights,
+        terms=terms,
+        entities=entities,
     )
 
 
@@ -418,8 +427,19 @@ def story_from_rows(row: StoryRow, terms: Iterable[StoryTermRow]) -> Story:
 def count_batch(
     articles: Sequence[StoryArticle], config: StoryConfig = DEFAULT_CONFIG
 ) -> list[tuple[Counter[str], Counter[str]]]:
-    """Term and entity counts of each article (tokenise once; pass to :func:`assign_batch`)."""
-    return [article_counts(a, config) for a in articles]
+    """Term and entity counts of each article (tokenise once; pass to :func:`assign_batch`); counts an
+    article carries in ``features`` are used as they are when ``config`` counts as the default does."""
+    reuse = _counts_key(config) == _counts_key(DEFAULT_CONFIG)
+    return [
+        (Counter(a.features.terms), Counter(a.features.entities))
+        if reuse and a.features is not None
+        else article_counts(a, config)
+        for a in articles
+    ]
+
+
+def _counts_key(config: StoryConfig) -> tuple[int, int, int]:
+    return config.title_repeat, config.lead_words, config.lead_repeat
 
 
 def batch_terms(counts: Sequence[tuple[Counter[str], Counter[str]]]) -> set[str]:
@@ -430,19 +450,38 @@ def batch_terms(counts: Sequence[tuple[Counter[str], Counter[str]]]) -> set[str]
     return out
 
 
+def article_vectors(
+    counts: Sequence[tuple[Counter[str], Counter[str]]],
+    df: DocumentFrequencies,
+    config: StoryConfig = DEFAULT_CONFIG,
+) -> list[ArticleVectors]:
+    """Weighted, pruned, normalised vectors of counted articles; ``df`` should already count them."""
+    return [
+        ArticleVectors(
+            weigh(terms, df, config.max_article_terms), weigh(entities, df, config.max_article_entities)
+        )
+        for terms, entities in counts
+    ]
+
+
 def assign_batch(
     articles: Sequence[StoryArticle],
     stories: Iterable[Story],
     df: DocumentFrequencies,
     config: StoryConfig = DEFAULT_CONFIG,
     counts: Sequence[tuple[Counter[str], Counter[str]]] | None = None,
+    candidates: Mapping[str, Collection[str]] | None = None,
+    vectors: Sequence[ArticleVectors] | None = None,
 ) -> BatchResult:
     """Assign each article (in publication order) to an active story or a new one.
 
     ``stories`` are the stored stories that may be active for the batch (more is harmless); ``df`` holds
     the document frequencies of at least the batch's terms and is updated in place with the batch;
-    ``counts`` are the batch's :func:`count_batch` if already computed. Articles earlier in the batch count
-    for later ones. Returns the decisions, every story created or changed (to upsert), and the
+    ``counts`` are the batch's :func:`count_batch` if already computed. ``candidates`` (article id -> story
+    ids) limits the stored stories each article is scored against (None: all of ``stories``); stories the
+    batch creates are open to every later article of the batch. ``vectors`` are the batch's
+    :func:`article_vectors` (with ``df`` counting the batch) if already computed. Articles earlier in the
+    batch count for later ones. Returns the decisions, every story created or changed (to upsert), and the
     document-frequency increments (to add to the stored counts).
     """
     counts = counts if counts is not None else count_batch(articles, config)
@@ -452,15 +491,12 @@ def assign_batch(
         df.add(distinct)
         increments.update(distinct)
     increments[DOCS_KEY] = len(articles)
-    pool = _Pool(stories)
+    vectors = vectors if vectors is not None else article_vectors(counts, df, config)
+    pool = _Pool(stories, candidates)
     touched: dict[str, Story] = {}
     decisions: list[StoryAssignment] = []
     for i in sorted(range(len(articles)), key=lambda i: articles[i].published_at):
-        vectors = ArticleVectors(
-            weigh(counts[i][0], df, config.max_article_terms),
-            weigh(counts[i][1], df, config.max_article_entities),
-        )
-        decision, story = _decide(articles[i], vectors, pool, config)
+        decision, story = _decide(articles[i], vectors[i], pool, config)
         pool.put(story)
         touched[story.story_id] = story
         decisions.append(decision)
@@ -470,31 +506,59 @@ def assign_batch(
 
 
 class _Pool:
-    """Candidate stories with postings (term -> stories), so an article is scored only against stories
-    sharing a term with it, by one sparse dot product."""
+    """The stories an article may join, scored by sparse dot products.
 
-    def __init__(self, stories: Iterable[Story]) -> None:
+    Stories in the index (postings term -> stories) are found by any shared term: every story when no
+    ``candidates`` are given, else only the stories the batch creates. Stored stories named in
+    ``candidates`` (article id -> story ids, from the warehouse's candidate query) are scored, in their
+    latest state, for their article only, so a batch does not pay to index thousands of stored centroids.
+    """
+
+    def __init__(self, stories: Iterable[Story], candidates: Mapping[str, Collection[str]] | None) -> None:
         self.stories: dict[str, Story] = {}
+        self._candidates = candidates
         self._norms: dict[str, tuple[float, float]] = {}
+        self._indexed: set[str] = set()
         self._postings: dict[tuple[str, str], set[str]] = {}
         for story in stories:
-            self.put(story)
+            self._keep(story)
+            if candidates is None:
+                self._index(story)
 
     def put(self, story: Story) -> None:
+        """Add or replace a story created or changed by the batch (a stored story that is not indexed
+        stays reachable through ``candidates`` only)."""
+        stored_only = story.story_id in self.stories and story.story_id not in self._indexed
+        self._keep(story)
+        if not stored_only:
+            self._index(story)
+
+    def _keep(self, story: Story) -> None:
         self.stories[story.story_id] = story
         self._norms[story.story_id] = (_norm(story.terms), _norm(story.entities))
+
+    def _index(self, story: Story) -> None:
+        self._indexed.add(story.story_id)
         for kind, vector in (("t", story.terms), ("e", story.entities)):
             for term in vector:
                 self._postings.setdefault((kind, term), set()).add(story.story_id)
 
-    def similarities(self, vectors: ArticleVectors) -> dict[str, tuple[float, float]]:
-        """(term cosine, entity cosine) with every story sharing at least one term."""
+    def similarities(self, article_id: str, vectors: ArticleVectors) -> dict[str, tuple[float, float]]:
+        """(term cosine, entity cosine) with every story the article may join."""
         dots: dict[str, list[float]] = {}
         for slot, kind, unit in ((0, "t", vectors.terms), (1, "e", vectors.entities)):
             for term, weight in unit.items():
                 for story_id in self._postings.get((kind, term), ()):
                     vector = self.stories[story_id].terms if kind == "t" else self.stories[story_id].entities
                     dots.setdefault(story_id, [0.0, 0.0])[slot] += weight * vector.get(term, 0.0)
+        named = self._candidates.get(article_id, ()) if self._candidates is not None else ()
+        for story_id in named:
+            if story_id in self.stories and story_id not in self._indexed:
+                story = self.stories[story_id]
+                dots[story_id] = [
+                    sum(w * story.terms.get(t, 0.0) for t, w in vectors.terms.items()),
+                    sum(w * story.entities.get(t, 0.0) for t, w in vectors.entities.items()),
+                ]
         out = {}
         for story_id, (term_dot, entity_dot) in dots.items():
             term_norm, entity_norm = self._norms[story_id]
@@ -510,7 +574,7 @@ def _decide(
 ) -> tuple[StoryAssignment, Story]:
     when = article.published_at
     totals: list[tuple[float, str]] = []
-    for story_id, (term_sim, entity_sim) in pool.similarities(vectors).items():
+    for story_id, (term_sim, entity_sim) in pool.similarities(article.article_id, vectors).items():
         story = pool.stories[story_id]
         if is_active(story, when, config):
             raw = config.term_weight * term_sim + config.entity_weight * entity_sim

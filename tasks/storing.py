@@ -108,7 +108,12 @@ def _new_for_grouping(articles: list[Article], stored_ids: set[str], now: dateti
     for a in articles:
         if a.article_id not in seen:
             seen.add(a.article_id)
-            out.append(StoryArticle(a.article_id, a.text, a.title, a.published_at or now, a.site))
+            out.append(
+                StoryArticle(
+                    a.article_id, a.text, a.title, a.published_at or now, a.site, a.features,
+                    dated=a.published_at is not None,
+                )
+            )  # fmt: skip
     return out
 
 

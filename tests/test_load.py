@@ -171,3 +171,18 @@ def test_regroup_gives_the_same_stories_and_keeps_document_counts(amazon_db: Pat
     assert sorted(_rows(amazon_db, "SELECT external_id, story_id FROM articles")) == before
     assert _rows(amazon_db, "SELECT df FROM term_stats WHERE term = ''") == docs == [(12,)]
     assert _rows(amazon_db, "SELECT count(*) FROM story_decisions") == [(12,)]
+
+
+def test_regroup_signs_articles_stored_without_a_signature(amazon_db: Path) -> None:
+    """Articles from before near-duplicates existed get their MinHash rows back from a regroup."""
+    signed = _rows(amazon_db, "SELECT article_id, signature, root FROM minhash_signatures ORDER BY 1")
+    assert signed, "the Amazon-Anthropic set has articles long enough for a signature"
+    with duckdb.connect(str(amazon_db)) as con:
+        con.execute("DELETE FROM minhash_signatures")
+        con.execute("DELETE FROM lsh_bands")
+    result = CliRunner().invoke(
+        main, ["regroup", "--since", "2023-09-01", "--until", "2023-10-31", "--db", str(amazon_db)]
+    )
+    assert result.exit_code == 0, result.output
+    assert _rows(amazon_db, "SELECT article_id, signature, root FROM minhash_signatures ORDER BY 1") == signed
+    assert _rows(amazon_db, "SELECT count(*) FROM lsh_bands") == [(64 * len(signed),)]

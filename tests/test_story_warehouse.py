@@ -11,7 +11,8 @@ import pytest
 
 from newsflow.records import BandRow, DocFreqRow, SignatureRow, StoryAssignment, StoryRow, StoryTermRow
 from warehouse import stories as stories_table
-from warehouse.connection import writer
+from warehouse.connection import connect, writer
+from warehouse.schema import migrate
 
 T0 = datetime(2023, 9, 25, 12, tzinfo=UTC)
 
@@ -28,18 +29,56 @@ def _story(story_id: str, at: datetime, terms: dict[str, float]) -> tuple[StoryR
     return row, [StoryTermRow(story_id, "t", t, w) for t, w in terms.items()]
 
 
-def test_band_join_finds_only_articles_sharing_a_bucket(con: duckdb.DuckDBPyConnection) -> None:
+def test_band_join_finds_only_articles_sharing_a_bucket_within_the_window(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    times = {"a": T0, "b": T0, "old": T0 - timedelta(days=90)}
     stories_table.insert_signatures(
         con,
-        [SignatureRow("a", b"\x01" * 8), SignatureRow("b", b"\x02" * 8)],
-        [BandRow(0, 11, "a"), BandRow(1, 12, "a"), BandRow(0, 21, "b")],
+        [SignatureRow("a", b"\x01" * 8), SignatureRow("b", b"\x02" * 8), SignatureRow("old", b"\x03" * 8)],
+        [BandRow(0, 11, "a"), BandRow(1, 12, "a"), BandRow(0, 21, "b"), BandRow(1, 12, "old")],
+        times=times,
+        roots={"b": "a"},
     )
-    found = stories_table.candidate_signatures(con, [(1, 12), (5, 11), (0, 99)])
+    window = (T0 - timedelta(days=30), T0 + timedelta(days=30))
+    found = stories_table.candidate_signatures(con, [(1, 12), (5, 11), (0, 99)], *window)
     assert [(s.article_id, s.signature, s.root) for s in found] == [("a", b"\x01" * 8, "a")]
+    assert [s.root for s in stories_table.candidate_signatures(con, [(0, 21)], *window)] == ["a"]
+    # The 90-day-old article shares the bucket but is outside the window; a window around it finds it.
+    old_window = (T0 - timedelta(days=100), T0 - timedelta(days=80))
+    assert [s.article_id for s in stories_table.candidate_signatures(con, [(1, 12)], *old_window)] == ["old"]
     # Storing the same article again keeps its first signature and adds no band rows.
-    stories_table.insert_signatures(con, [SignatureRow("a", b"\x09" * 8)], [BandRow(3, 3, "a")])
-    assert con.execute("SELECT count(*) FROM lsh_bands").fetchall() == [(3,)]
-    assert stories_table.candidate_signatures(con, [(3, 3)]) == []
+    stories_table.insert_signatures(
+        con, [SignatureRow("a", b"\x09" * 8)], [BandRow(3, 3, "a")], times=times, roots={}
+    )
+    assert con.execute("SELECT count(*) FROM lsh_bands").fetchall() == [(4,)]
+    assert stories_table.candidate_signatures(con, [(3, 3)], *window) == []
+
+
+def test_migration_0004_keeps_grouping_state_and_times_it(tmp_path: Path) -> None:
+    """A warehouse grouped before 0004 keeps every signature, band and centroid row, now timed."""
+    path = tmp_path / "old.duckdb"
+    with connect(path) as old:
+        migrate(old, upto=3)
+        old.execute(
+            "INSERT INTO articles (article_id, text, word_count, content_source, first_seen_at,"
+            " published_at, duplicate_of)"
+            " VALUES ('a', 't', 1, 'loaded', ?, ?, NULL), ('b', 't', 1, 'loaded', ?, NULL, 'a')",
+            [T0, T0 - timedelta(days=1), T0],
+        )
+        old.execute("INSERT INTO minhash_signatures VALUES ('a', '\\x01'::BLOB), ('b', '\\x02'::BLOB)")
+        old.execute("INSERT INTO lsh_bands VALUES (0, 7, 'a'), (0, 7, 'b')")
+        old.execute(
+            "INSERT INTO stories VALUES ('s', 'h', NULL, ?, ?, 2, ['x'], 0.5, 1.0, 0.0, ?)", [T0, T0, T0]
+        )
+        old.execute("INSERT INTO story_terms VALUES ('s', 't', 'anthropic', 1.0)")
+        assert migrate(old) == [4]
+        assert old.execute("SELECT story_id, term, last_at FROM story_terms").fetchall() == [
+            ("s", "anthropic", T0)
+        ]
+    with writer(path) as con:
+        found = stories_table.candidate_signatures(con, [(0, 7)], T0 - timedelta(days=2), T0)
+        assert [(s.article_id, s.root) for s in found] == [("a", "a"), ("b", "a")]
 
 
 def test_document_frequencies_add_up_and_can_be_taken_out(con: duckdb.DuckDBPyConnection) -> None:
@@ -60,21 +99,17 @@ def test_candidate_query_respects_the_window_and_ranks_by_cosine(con: duckdb.Duc
         ],
         T0,
     )
-    vectors = [
-        stories_table.ArticleTerm("x", T0 + timedelta(days=1), "t", "amazon", 0.7),
-        stories_table.ArticleTerm("x", T0 + timedelta(days=1), "t", "anthropic", 0.7),
-    ]
+    vectors = [stories_table.ArticleProbe("x", T0 + timedelta(days=1), {"amazon": 0.7, "anthropic": 0.7}, {})]
     kwargs = {"window_days": 7.0, "term_weight": 0.5, "entity_weight": 0.6, "min_score": 0.3}
-    assert stories_table.candidate_story_ids(con, vectors, top=5, **kwargs) == ["near"]  # weak < 0.3
-    assert stories_table.candidate_story_ids(con, vectors, top=5, **kwargs | {"min_score": 0.0}) == [
-        "near",
-        "weak",
-    ]
+    assert stories_table.candidate_story_ids(con, vectors, top=5, **kwargs) == {"x": ["near"]}  # weak < 0.3
+    assert stories_table.candidate_story_ids(con, vectors, top=5, **kwargs | {"min_score": 0.0}) == {
+        "x": ["near", "weak"]
+    }
     # Updating a story replaces its centroid.
     stories_table.save_stories(con, [_story("near", T0, {"eds": 1.0})], T0)
-    [(row, terms)] = stories_table.load_stories(con, ["near"])
-    assert (row.story_id, [t.term for t in terms]) == ("near", ["eds"])
-    assert stories_table.candidate_story_ids(con, vectors, top=5, **kwargs) == ["weak"]  # best, whatever
+    [stored] = stories_table.load_stories(con, ["near"])
+    assert (stored.row.story_id, stored.terms, stored.entities) == ("near", {"eds": 1.0}, {})
+    assert stories_table.candidate_story_ids(con, vectors, top=5, **kwargs) == {"x": ["weak"]}  # the best
 
 
 def _article(con: duckdb.DuckDBPyConnection, article_id: str, at: datetime, story: str | None) -> None:

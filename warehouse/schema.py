@@ -29,8 +29,9 @@ def applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
     return {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
-    """Apply pending migrations, each in its own transaction. Returns the versions applied."""
+def migrate(con: duckdb.DuckDBPyConnection, upto: int | None = None) -> list[int]:
+    """Apply pending migrations (up to version ``upto``, default all), each in its own transaction.
+    Returns the versions applied."""
     done = applied_versions(con)
     newest_known = max((v for v, _, _ in migrations()), default=0)
     if done and max(done) > newest_known:
@@ -40,7 +41,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
         )
     applied = []
     for version, name, sql in migrations():
-        if version in done:
+        if version in done or (upto is not None and version > upto):
             continue
         con.execute("BEGIN TRANSACTION")
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -77,14 +77,13 @@ _VECTOR_SCHEMA = pa.schema(
 
 
 @dataclass(frozen=True)
-class ArticleTerm:
-    """One weight of an article's vector, with the article's time: the input of the candidate query."""
+class ArticleProbe:
+    """An article's heaviest terms and entities with its time: the input of the candidate query."""
 
     article_id: str
     at: datetime
-    kind: str
-    term: str
-    weight: float
+    terms: Mapping[str, float]
+    entities: Mapping[str, float]
 
 
 @dataclass(frozen=True)
@@ -100,6 +99,7 @@ class GroupingRow:
     dup_reason: str | None
     dup_score: float | None
     counted: bool  # its terms are in term_stats already
+    signed: bool  # it has a MinHash signature (articles stored before migration 0003 have none)
 
 
 class _registered:  # noqa: N801 - used like a function: `with _registered(...)`
@@ -119,9 +119,14 @@ class _registered:  # noqa: N801 - used like a function: `with _registered(...)`
 
 
 def candidate_signatures(
-    con: duckdb.DuckDBPyConnection, keys: Iterable[tuple[int, int]]
+    con: duckdb.DuckDBPyConnection,
+    keys: Iterable[tuple[int, int]],
+    low: datetime | None = None,
+    high: datetime | None = None,
 ) -> list[StoredSignature]:
-    """Stored signatures sharing any (band, bucket) with ``keys``, each with its article's first copy."""
+    """Signatures of articles timed in [low, high] (None: unbounded) sharing any (band, bucket) with
+    ``keys``, each with its first copy, oldest first. A time range lets the scans skip the rest of
+    history."""
     unique = sorted(set(keys))
     if not unique:
         return []
@@ -132,42 +137,74 @@ def candidate_signatures(
     with _registered(con, "band_keys", batch):
         rows = con.execute(
             """
-            SELECT s.article_id, s.signature, coalesce(a.duplicate_of, s.article_id)
-            FROM (SELECT DISTINCT l.article_id FROM lsh_bands l JOIN band_keys USING (band, bucket)) c
+            SELECT s.article_id, s.signature, s.root
+            FROM (
+                SELECT DISTINCT l.article_id FROM lsh_bands l JOIN band_keys USING (band, bucket)
+                WHERE l.article_at BETWEEN $low AND $high
+            ) c
             JOIN minhash_signatures s USING (article_id)
-            LEFT JOIN articles a USING (article_id)
-            ORDER BY coalesce(a.first_seen_at, TIMESTAMPTZ '1970-01-01'), s.article_id
-            """
+            WHERE s.article_at BETWEEN $low AND $high
+            ORDER BY s.article_at, s.article_id
+            """,
+            {"low": low or _EARLIEST, "high": high or _LATEST},
         ).fetchall()
     return [StoredSignature(r[0], r[1], r[2]) for r in rows]
 
 
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+
+
 def insert_signatures(
-    con: duckdb.DuckDBPyConnection, signatures: Sequence[SignatureRow], bands: Sequence[BandRow]
+    con: duckdb.DuckDBPyConnection,
+    signatures: Sequence[SignatureRow],
+    bands: Sequence[BandRow],
+    *,
+    times: Mapping[str, datetime],
+    roots: Mapping[str, str],
 ) -> None:
-    """Store signatures and their band rows (an article already stored keeps its first signature)."""
+    """Store signatures and their band rows (an article already stored keeps its first signature).
+
+    ``times`` holds each article's time (published, else first seen); ``roots`` the first copy of each
+    near-duplicate (the others are their own)."""
     if not signatures:
         return
     sigs = pa.table(
-        {"article_id": [s.article_id for s in signatures], "signature": [s.signature for s in signatures]},
-        schema=pa.schema([("article_id", pa.string()), ("signature", pa.binary())]),
-    )
+        {
+            "article_id": [s.article_id for s in signatures],
+            "signature": [s.signature for s in signatures],
+            "root": [roots.get(s.article_id, s.article_id) for s in signatures],
+            "article_at": [times[s.article_id] for s in signatures],
+        },
+        schema=pa.schema(
+            [("article_id", pa.string()), ("signature", pa.binary()), ("root", pa.string()),
+             ("article_at", pa.timestamp("us", tz="UTC"))]
+        ),
+    )  # fmt: skip
     band_table = pa.table(
         {
             "band": [b.band for b in bands],
             "bucket": [b.bucket for b in bands],
             "article_id": [b.article_id for b in bands],
+            "article_at": [times[b.article_id] for b in bands],
         },
-        schema=pa.schema([("band", pa.int16()), ("bucket", pa.int64()), ("article_id", pa.string())]),
-    )
+        schema=pa.schema(
+            [("band", pa.int16()), ("bucket", pa.int64()), ("article_id", pa.string()),
+             ("article_at", pa.timestamp("us", tz="UTC"))]
+        ),
+    )  # fmt: skip
     with _registered(con, "new_signatures", sigs), _registered(con, "new_bands", band_table):
         con.execute(
             """
-            INSERT INTO lsh_bands SELECT band, bucket, article_id FROM new_bands
-            WHERE article_id NOT IN (SELECT article_id FROM minhash_signatures)
+            INSERT INTO lsh_bands SELECT band, bucket, article_id, article_at FROM new_bands
+            WHERE article_id NOT IN (SELECT article_id FROM new_signatures SEMI JOIN minhash_signatures
+                                     USING (article_id))
             """
         )
-        con.execute("INSERT INTO minhash_signatures SELECT * FROM new_signatures ON CONFLICT DO NOTHING")
+        con.execute(
+            "INSERT INTO minhash_signatures SELECT article_id, signature, root, article_at"
+            " FROM new_signatures ON CONFLICT DO NOTHING"
+        )
 
 
 # ---- document frequencies -------------------------------------------------------------------------------
@@ -206,23 +243,32 @@ def add_doc_freqs(con: duckdb.DuckDBPyConnection, increments: Sequence[DocFreqRo
 
 def candidate_story_ids(
     con: duckdb.DuckDBPyConnection,
-    vectors: Sequence[ArticleTerm],
+    probes: Sequence[ArticleProbe],
     *,
     window_days: float,
     term_weight: float,
     entity_weight: float,
     top: int,
     min_score: float,
-) -> list[str]:
+) -> dict[str, list[str]]:
     """Stories that may take the articles: for each article, among stories whose span widened by
-    ``window_days`` contains its time, the ``top`` best by weighted cosine (the best one whatever its score,
-    the others only from ``min_score``)."""
-    if not vectors:
-        return []
-    table = pa.Table.from_pylist([v.__dict__ for v in vectors], schema=_VECTOR_SCHEMA)
+    ``window_days`` contains its time, the ``top`` best by weighted cosine over the probe's terms (the best
+    one whatever its score, the others only from ``min_score``). Returns article id -> story ids, best
+    first."""
+    if not probes:
+        return {}
+    columns: dict[str, list[Any]] = {name: [] for name in _VECTOR_SCHEMA.names}
+    for probe in probes:
+        for kind, vector in (("t", probe.terms), ("e", probe.entities)):
+            columns["article_id"] += [probe.article_id] * len(vector)
+            columns["at"] += [probe.at] * len(vector)
+            columns["kind"] += [kind] * len(vector)
+            columns["term"] += vector.keys()
+            columns["weight"] += vector.values()
+    table = pa.table(columns, schema=_VECTOR_SCHEMA)
     window = timedelta(days=window_days)
-    low = min(v.at for v in vectors) - window
-    high = max(v.at for v in vectors) + window
+    low = min(p.at for p in probes) - window
+    high = max(p.at for p in probes) + window
     with _registered(con, "batch_vectors", table):
         rows = con.execute(
             """
@@ -235,7 +281,7 @@ def candidate_story_ids(
                        coalesce(sum(v.weight * t.weight) FILTER (WHERE v.kind = 't'), 0) AS term_dot,
                        coalesce(sum(v.weight * t.weight) FILTER (WHERE v.kind = 'e'), 0) AS entity_dot
                 FROM batch_vectors v
-                JOIN story_terms t USING (kind, term)
+                JOIN (SELECT * FROM story_terms WHERE last_at >= $low) t USING (kind, term)
                 SEMI JOIN active USING (story_id)
                 GROUP BY v.article_id, t.story_id
             ),
@@ -246,11 +292,11 @@ def candidate_story_ids(
                 FROM hits h JOIN active a USING (story_id)
                 WHERE a.last_at >= h.at - $window AND a.first_at <= h.at + $window
             )
-            SELECT DISTINCT story_id FROM scored
+            SELECT article_id, story_id FROM scored
             QUALIFY row_number() OVER (PARTITION BY article_id ORDER BY score DESC, story_id) <= $top
                 AND (row_number() OVER (PARTITION BY article_id ORDER BY score DESC, story_id) = 1
                      OR score >= $min_score)
-            ORDER BY story_id
+            ORDER BY article_id, score DESC, story_id
             """,
             {
                 "low": low,
@@ -262,31 +308,51 @@ def candidate_story_ids(
                 "min_score": min_score,
             },
         ).fetchall()
-    return [r[0] for r in rows]
+    out: dict[str, list[str]] = {}
+    for article_id, story_id in rows:
+        out.setdefault(article_id, []).append(story_id)
+    return out
+
+
+@dataclass(frozen=True)
+class StoredStory:
+    """A stored story's row and its centroid as two vectors (term -> weight)."""
+
+    row: StoryRow
+    terms: dict[str, float]
+    entities: dict[str, float]
 
 
 def load_stories(
-    con: duckdb.DuckDBPyConnection, story_ids: Collection[str]
-) -> list[tuple[StoryRow, list[StoryTermRow]]]:
-    """Stories and their centroid rows, by id."""
+    con: duckdb.DuckDBPyConnection, story_ids: Collection[str], *, active_since: datetime | None = None
+) -> list[StoredStory]:
+    """Stories and their centroids, by id; ``active_since`` (a lower bound of the stories' ``last_at``)
+    lets the scan skip older history."""
     if not story_ids:
         return []
     with _registered(con, "wanted_stories", pa.table({"story_id": sorted(story_ids)})):
+        since = {"since": active_since or _EARLIEST}
         heads = con.execute(
             f"SELECT {_STORY_COLUMNS} FROM stories SEMI JOIN wanted_stories USING (story_id)"
-            " ORDER BY story_id"
+            " WHERE last_at >= $since ORDER BY story_id",
+            since,
         ).fetchall()
-        terms = con.execute(
-            "SELECT story_id, kind, term, weight FROM story_terms SEMI JOIN wanted_stories USING (story_id)"
+        vectors = con.execute(
+            "SELECT story_id, kind, list(term), list(weight) FROM story_terms"
+            " SEMI JOIN wanted_stories USING (story_id) WHERE last_at >= $since GROUP BY story_id, kind",
+            since,
         ).fetchall()
-    by_story: dict[str, list[StoryTermRow]] = {}
-    for row in terms:
-        by_story.setdefault(row[0], []).append(StoryTermRow(*row))
-    out = []
-    for h in heads:
-        story = StoryRow(h[0], h[1], h[2], h[3], h[4], h[5], tuple(h[6]), h[7], h[8], h[9])
-        out.append((story, by_story.get(h[0], [])))
-    return out
+    by_story: dict[tuple[str, str], dict[str, float]] = {
+        (story_id, kind): dict(zip(terms, weights, strict=True)) for story_id, kind, terms, weights in vectors
+    }
+    return [
+        StoredStory(
+            StoryRow(h[0], h[1], h[2], h[3], h[4], h[5], tuple(h[6]), h[7], h[8], h[9]),
+            by_story.get((h[0], "t"), {}),
+            by_story.get((h[0], "e"), {}),
+        )
+        for h in heads
+    ]
 
 
 def save_stories(
@@ -307,7 +373,10 @@ def save_stories(
             f" ON CONFLICT (story_id) DO UPDATE SET {updates}"
         )
         con.execute("DELETE FROM story_terms WHERE story_id IN (SELECT story_id FROM story_batch)")
-        con.execute("INSERT INTO story_terms SELECT * FROM story_term_batch")
+        con.execute(
+            "INSERT INTO story_terms SELECT t.story_id, t.kind, t.term, t.weight, s.last_at"
+            " FROM story_term_batch t JOIN story_batch s USING (story_id)"
+        )
 
 
 def save_decisions(
@@ -379,10 +448,11 @@ def release_range(
     rows = con.execute(
         """
         SELECT a.article_id, a.text, a.title, coalesce(a.published_at, a.first_seen_at), a.site,
-               a.duplicate_of, a.dup_reason, a.dup_score, d.article_id IS NOT NULL
+               a.duplicate_of, a.dup_reason, a.dup_score, d.article_id IS NOT NULL, s.article_id IS NOT NULL
         FROM articles a
         SEMI JOIN regroup_articles USING (article_id)
         LEFT JOIN story_decisions d USING (article_id)
+        LEFT JOIN (SELECT article_id FROM minhash_signatures) s USING (article_id)
         ORDER BY coalesce(a.published_at, a.first_seen_at), a.first_seen_at, a.article_id
         """
     ).fetchall()
