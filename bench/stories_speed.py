@@ -1,8 +1,9 @@
 """Cost of grouping one batch of new articles (near-duplicates + stories) against N stored articles.
 
-    .venv/bin/python bench/stories_speed.py [--stored 10000 100000 1000000] [--batch 1000] [--repeat 3]
+    .venv/bin/python bench/stories_speed.py [--stored 10000 100000 1000000] [--days 365] [--batch 1000]
 
-For each N, builds a real warehouse (migrated schema) holding N articles spread over a year, with their
+For each N, builds a real warehouse (migrated schema) holding N articles spread over ``--days`` days (a
+year by default, so more stored also means more per day; ``--days`` = N / rate holds the rate), with their
 grouping state: MinHash signatures and LSH bands, one story per 2.5 articles with centroids and term
 statistics. Centroids come from real texts of ../shared/data (ECB+, BASIL, SemEval), re-dated and
 re-numbered; signatures are random, so stored articles are not copies of each other (the candidate rate
@@ -50,7 +51,6 @@ from warehouse.connection import connect, writer  # noqa: E402
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
 ARTICLES_PER_STORY = 2.5
-HISTORY_DAYS = 365
 RESULTS = REPO / "bench" / "results"
 TARGET_SECONDS = 2.0
 TARGET_RSS_MB = 1000
@@ -84,7 +84,7 @@ def _text_vectors(texts: Sequence[StoryArticle], df: stories.DocumentFrequencies
     return out
 
 
-def build_warehouse(path: Path, n: int, texts: Sequence[StoryArticle]) -> None:
+def build_warehouse(path: Path, n: int, days: int, texts: Sequence[StoryArticle]) -> None:
     """A warehouse with ``n`` grouped articles (see the module docstring)."""
     rng = np.random.default_rng(1)
     df = stories_eval.warm_df(texts)
@@ -101,7 +101,7 @@ def build_warehouse(path: Path, n: int, texts: Sequence[StoryArticle]) -> None:
                    's' || CAST(floor(i / $per_story) AS BIGINT)
             FROM range($n) t(i)
             """,
-            {"now": NOW, "days": HISTORY_DAYS, "per_story": ARTICLES_PER_STORY, "n": n},
+            {"now": NOW, "days": days, "per_story": ARTICLES_PER_STORY, "n": n},
         )
         con.register(
             "built_df",
@@ -116,19 +116,19 @@ def build_warehouse(path: Path, n: int, texts: Sequence[StoryArticle]) -> None:
     for start in range(0, n, BUILD_CHUNK):
         stop = min(n, start + BUILD_CHUNK)
         with writer(path) as con:
-            _insert_signatures(con, rng, (start, stop, n))
-            _insert_stories(con, rng, (start, stop, n), vectors)
+            _insert_signatures(con, rng, (start, stop, n), days)
+            _insert_stories(con, rng, (start, stop, n), days, vectors)
         print(f"  built {stop:,} of {n:,} stored articles", flush=True)
     with connect(path) as con:
         con.execute("CHECKPOINT")
 
 
-def _insert_signatures(con: Any, rng: np.random.Generator, span: tuple[int, int, int]) -> None:
+def _insert_signatures(con: Any, rng: np.random.Generator, span: tuple[int, int, int], days: int) -> None:
     """Random signatures of articles [start, stop) of n, timed as their ``articles`` rows."""
     start, stop, n = span
     sigs = rng.integers(0, 2**32, size=(stop - start, neardup.NUM_PERM), dtype=np.uint64).astype(np.uint32)
     ids = [f"a{i}" for i in range(start, stop)]
-    times = {f"a{i}": NOW - timedelta(days=int(HISTORY_DAYS * (1 - i / n))) for i in range(start, stop)}
+    times = {f"a{i}": NOW - timedelta(days=int(days * (1 - i / n))) for i in range(start, stop)}
     stories_table.insert_signatures(
         con,
         [SignatureRow(a, neardup.to_bytes(s)) for a, s in zip(ids, sigs, strict=True)],
@@ -139,7 +139,7 @@ def _insert_signatures(con: Any, rng: np.random.Generator, span: tuple[int, int,
 
 
 def _insert_stories(
-    con: Any, rng: np.random.Generator, span: tuple[int, int, int], vectors: Sequence[pa.Table]
+    con: Any, rng: np.random.Generator, span: tuple[int, int, int], days: int, vectors: Sequence[pa.Table]
 ) -> None:
     """Stories of articles [start, stop) of n, in time order as an ingest writes them."""
     start, stop, n = span
@@ -153,7 +153,7 @@ def _insert_stories(
         story_id = f"s{k}"
         weights = rows.column("weight").to_numpy()
         is_term = np.array(rows.column("kind").to_pylist()) == "t"
-        at = NOW - timedelta(days=HISTORY_DAYS * (1 - k / total), hours=float(rng.uniform(0, 24)))
+        at = NOW - timedelta(days=days * (1 - k / total), hours=float(rng.uniform(0, 24)))
         heads.append(
             {
                 "story_id": story_id, "headline": f"story {k}", "headline_article_id": None,
@@ -273,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stored", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--days", type=int, default=365, help="days the stored articles span")
     parser.add_argument("--rebuild", action="store_true", help="build the warehouses again")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args(argv)
@@ -283,12 +284,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     results = []
     for n in args.stored:
-        path = RESULTS / f"stories-speed-{n}.duckdb"
+        path = RESULTS / f"stories-speed-{n}-{args.days}d.duckdb"
         if args.rebuild or not path.exists():
             path.unlink(missing_ok=True)
             print(f"building {path} ...", flush=True)
             started = time.perf_counter()
-            build_warehouse(path, n, texts)
+            build_warehouse(path, n, args.days, texts)
             print(f"  built in {time.perf_counter() - started:.0f} s", flush=True)
         child = subprocess.run(
             [sys.executable, __file__, "--measure", str(path), "--batch", str(args.batch),
@@ -307,7 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append([f"{table} rows", *(f"{s[table]:,}" for _, s, _ in results)])
     outcomes = [f"{r['joined']}/{r['new_stories']}/{r['near_dups']}" for _, _, r in results]
     rows.append(["joined / new / near-dup", *outcomes])
-    print(f"\ngroup_batch on {args.batch} new articles against N stored (a fresh process per N)\n")
+    print(
+        f"\ngroup_batch on {args.batch} new articles against N stored over {args.days} days"
+        " (a fresh process per N)\n"
+    )
     print(stories_eval.table(header, rows))
     metrics = [
         checked(f"seconds per {args.batch} at {n:,}", r["total"], "<", TARGET_SECONDS) for n, _, r in results

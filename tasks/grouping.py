@@ -59,15 +59,8 @@ def group_batch(
     unmarked = [a for a in articles if a.article_id not in exact]
     signatures = {a.article_id: _signature(a) for a in unmarked}
     keys = [key for sig in signatures.values() if sig is not None for key in neardup.band_keys(sig)]
-    window = timedelta(days=neardup.WINDOW_DAYS)
     times = {a.article_id: a.published_at for a in unmarked}
-    candidates = (
-        stories_table.candidate_signatures(
-            con, keys, min(times.values()) - window, max(times.values()) + window
-        )
-        if times
-        else []
-    )
+    candidates = stories_table.candidate_signatures(con, keys, *_near_dup_window(unmarked))
     found = neardup.find_near_duplicates(
         [(a.article_id, a.text) for a in unmarked], candidates, signatures=signatures
     )

@@ -186,3 +186,39 @@ def test_regroup_signs_articles_stored_without_a_signature(amazon_db: Path) -> N
     assert result.exit_code == 0, result.output
     assert _rows(amazon_db, "SELECT article_id, signature, root FROM minhash_signatures ORDER BY 1") == signed
     assert _rows(amazon_db, "SELECT count(*) FROM lsh_bands") == [(64 * len(signed),)]
+
+
+WIRE_TEXT = (
+    "The city council voted on Tuesday to rebuild the old harbour bridge after engineers found deep cracks "
+    "in two of its steel piers. The work will close the bridge to cars for eighteen months, and ferries "
+    "will run every twenty minutes in the meantime. Residents who cross daily asked for free ferry passes, "
+    "which the mayor promised to consider at the next meeting."
+)
+
+
+def test_near_duplicates_are_looked_for_within_30_days_or_everywhere_when_undated(
+    tmp_path: Path, db: Path
+) -> None:
+    edited = WIRE_TEXT.replace("Tuesday", "Wednesday").replace("eighteen", "nineteen")
+    lines = [
+        json.dumps({"id": "original", "text": WIRE_TEXT, "published_at": "2023-03-01T09:00:00Z"}),
+        json.dumps({"id": "week-later", "text": edited, "published_at": "2023-03-08T09:00:00Z"}),
+        json.dumps(
+            {"id": "year-later", "text": edited + " Updated.", "published_at": "2024-03-01T09:00:00Z"}
+        ),
+        json.dumps({"id": "undated", "text": edited + " Corrected."}),
+    ]
+    for number, line in enumerate(lines):  # one load each: the window applies to stored articles
+        path = _write(tmp_path / f"copy{number}.jsonl", [line])
+        result = CliRunner().invoke(main, ["load", str(path), "--db", str(db)])
+        assert result.exit_code == 0, result.output
+    marks = dict(
+        _rows(
+            db,
+            "SELECT a.external_id, o.external_id FROM articles a"
+            " LEFT JOIN articles o ON o.article_id = a.duplicate_of",
+        )
+    )
+    # A copy a week later is found; a year later it is outside the window (its own original from then
+    # on); an undated copy has no time to bound the search, so all of history is searched.
+    assert marks == {"original": None, "week-later": "original", "year-later": None, "undated": "original"}
