@@ -300,6 +300,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     labels = [label for _, _, label in STAGES]
     header = ["stage (s)", *(f"{n:,} stored" for n, _, _ in results)]
     rows = [[label, *(f"{r['stages'].get(label, 0.0):.3f}" for _, _, r in results)] for label in labels]
+    rows.append(
+        [
+            "other (weighting, probes, copies)",
+            *(f"{r['total'] - sum(r['stages'].values()):.3f}" for _, _, r in results),
+        ]
+    )
     rows.append(["(features, in extraction workers)", *(f"{r['features_s']:.3f}" for _, _, r in results)])
     rows.append(["TOTAL (median)", *(f"{r['total']:.3f}" for _, _, r in results)])
     rows.append(["all runs", *(" ".join(f"{t:.2f}" for t in r["all_totals"]) for _, _, r in results)])
