@@ -153,7 +153,7 @@ def in_time_order(items: list[Labelled]) -> list[Labelled]:
 def warm_df(texts: Sequence[StoryArticle]) -> stories.DocumentFrequencies:
     df = stories.DocumentFrequencies()
     for article in texts:
-        terms, entities = stories.article_counts(article)
+        terms, entities = stories.article_counts(article.text, article.title)
         df.add(set(terms) | set(entities))
     return df
 

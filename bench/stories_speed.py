@@ -42,7 +42,6 @@ sys.path.insert(0, str(REPO / "bench"))
 import stories_eval  # noqa: E402
 from ingest_bench import checked, render_table  # noqa: E402
 
-from newsflow.records import SignatureRow  # noqa: E402
 from tasks import grouping, neardup, stories  # noqa: E402
 from tasks.features import text_features  # noqa: E402
 from tasks.stories import StoryArticle  # noqa: E402
@@ -77,7 +76,7 @@ def _text_vectors(texts: Sequence[StoryArticle], df: stories.DocumentFrequencies
     config = stories.DEFAULT_CONFIG
     out = []
     for article in texts:
-        terms, entities = stories.article_counts(article, config)
+        terms, entities = stories.article_counts(article.text, article.title, config)
         rows = [("t", t, w) for t, w in stories.weigh(terms, df, config.max_article_terms).items()]
         rows += [("e", t, w) for t, w in stories.weigh(entities, df, config.max_article_entities).items()]
         out.append(pa.table({k: [r[i] for r in rows] for i, k in enumerate(("kind", "term", "weight"))}))
@@ -129,13 +128,8 @@ def _insert_signatures(con: Any, rng: np.random.Generator, span: tuple[int, int,
     sigs = rng.integers(0, 2**32, size=(stop - start, neardup.NUM_PERM), dtype=np.uint64).astype(np.uint32)
     ids = [f"a{i}" for i in range(start, stop)]
     times = {f"a{i}": NOW - timedelta(days=int(days * (1 - i / n))) for i in range(start, stop)}
-    stories_table.insert_signatures(
-        con,
-        [SignatureRow(a, neardup.to_bytes(s)) for a, s in zip(ids, sigs, strict=True)],
-        [row for a, s in zip(ids, sigs, strict=True) for row in neardup.band_rows(a, s)],
-        times=times,
-        roots={},
-    )
+    signatures, bands = neardup.index_rows(zip(ids, sigs, strict=True))
+    stories_table.insert_signatures(con, signatures, bands, times=times, roots={})
 
 
 def _insert_stories(

@@ -7,18 +7,14 @@ records, re-extractions, regroups) gets them computed at grouping time by the sa
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from newsflow.records import TextFeatures
 from tasks import neardup, stories
-
-_ANY_TIME = datetime(2000, 1, 1, tzinfo=UTC)  # counting does not look at the time
 
 
 def text_features(text: str, title: str | None) -> TextFeatures:
     """MinHash signature and term/entity counts of an article's text and title."""
     sig = neardup.signature(text)
-    terms, entities = stories.article_counts(stories.StoryArticle("", text, title, _ANY_TIME, None))
+    terms, entities = stories.article_counts(text, title)
     return TextFeatures(
         signature=neardup.to_bytes(sig) if sig is not None else None,
         terms=dict(terms),

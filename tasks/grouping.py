@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 
-from newsflow.records import DocFreqRow, DuplicateMark, SignatureRow, StoryAssignment
+from newsflow.records import DocFreqRow, DuplicateMark, StoryAssignment
 from tasks import neardup, stories
 from tasks.stories import DEFAULT_CONFIG, StoryArticle, StoryConfig
 from warehouse import stories as stories_table
@@ -238,10 +238,11 @@ def _sign_unsigned(con: duckdb.DuckDBPyConnection, rows: Sequence[stories_table.
         r for r in rows if not r.signed and (r.duplicate_of is None or r.dup_reason == neardup.DUP_REASON)
     ]
     signed = [(r, sig) for r in wanted if (sig := neardup.signature(r.text)) is not None]
+    signatures, bands = neardup.index_rows((r.article_id, sig) for r, sig in signed)
     stories_table.insert_signatures(
         con,
-        [SignatureRow(r.article_id, neardup.to_bytes(sig)) for r, sig in signed],
-        [band for r, sig in signed for band in neardup.band_rows(r.article_id, sig)],
+        signatures,
+        bands,
         times={r.article_id: r.at for r, _ in signed},
         roots={r.article_id: r.duplicate_of for r, _ in signed if r.duplicate_of},
     )

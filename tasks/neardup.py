@@ -118,6 +118,15 @@ def band_rows(
     return [BandRow(band, bucket, article_id) for band, bucket in keys or band_keys(sig)]
 
 
+def index_rows(signed: Iterable[tuple[str, Signature]]) -> tuple[list[SignatureRow], list[BandRow]]:
+    """The rows that store these (article id, signature) pairs: signatures and their bands."""
+    pairs = list(signed)
+    return (
+        [SignatureRow(article_id, to_bytes(sig)) for article_id, sig in pairs],
+        [row for article_id, sig in pairs for row in band_rows(article_id, sig)],
+    )
+
+
 def jaccard_estimate(a: Signature, b: Signature) -> float:
     """Share of equal MinHash values: an unbiased estimate of the shingle sets' Jaccard similarity."""
     return float(np.count_nonzero(a == b)) / NUM_PERM

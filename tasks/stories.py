@@ -213,11 +213,11 @@ def _title_is_headline_case(title_words: list[tuple[str, bool]]) -> bool:
 
 
 def article_counts(
-    article: StoryArticle, config: StoryConfig = DEFAULT_CONFIG
+    text: str, title_text: str | None, config: StoryConfig = DEFAULT_CONFIG
 ) -> tuple[Counter[str], Counter[str]]:
-    """Raw term and entity counts: the title counts ``title_repeat`` times."""
-    body = tokens(article.text)
-    title = tokens(article.title or "")
+    """Raw term and entity counts of a body and its title: the title counts ``title_repeat`` times."""
+    body = tokens(text)
+    title = tokens(title_text or "")
     terms: Counter[str] = Counter()
     for position, (word, _) in enumerate(body):
         norm = _normalise(word)
@@ -433,7 +433,7 @@ def count_batch(
     return [
         (Counter(a.features.terms), Counter(a.features.entities))
         if reuse and a.features is not None
-        else article_counts(a, config)
+        else article_counts(a.text, a.title, config)
         for a in articles
     ]
 
