@@ -269,13 +269,13 @@ class StoryRow:
 
 
 @dataclass(frozen=True)
-class StoryTermRow:
-    """One weight of a story centroid; ``kind`` is ``t`` (terms) or ``e`` (entities)."""
+class StoredStory:
+    """A story as the warehouse holds it: its row and its centroid's term and entity vectors (term ->
+    weight; stored as ``story_terms`` rows of kind ``t`` and ``e``)."""
 
-    story_id: str
-    kind: str
-    term: str
-    weight: float
+    row: StoryRow
+    terms: dict[str, float]
+    entities: dict[str, float]
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,7 @@ def assign_stories(
     wanted = {story_id for ids in candidates.values() for story_id in ids}
     active_since = min(a.published_at for a in articles) - timedelta(days=config.window_days)
     loaded = [
-        stories.story_from_vectors(s.row, s.terms, s.entities)
+        stories.story_from_stored(s)
         for s in stories_table.load_stories(con, wanted, active_since=active_since)
     ]
     result = stories.assign_batch(articles, loaded, df, config, counts, candidates, vectors)

@@ -12,7 +12,7 @@ much of the score so that similar events with different actors (HP buying EDS vs
 celebrities entering rehab) stay apart even when their vocabulary is the same.
 
 Document frequencies are state too (``DocumentFrequencies``), so term weights improve as history grows.
-All state converts to rows (``StoryRow``, ``StoryTermRow``, ``DocFreqRow``) for the warehouse; a batch
+All state converts to records (``StoredStory``, ``DocFreqRow``) for the warehouse; a batch
 needs only the candidate stories' rows and the document frequencies of the batch's terms.
 """
 
@@ -28,7 +28,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from newsflow.records import DocFreqRow, StoryAssignment, StoryRow, StoryTermRow, TextFeatures
+from newsflow.records import DocFreqRow, StoredStory, StoryAssignment, StoryRow, TextFeatures
 
 Vector = dict[str, float]
 
@@ -377,8 +377,8 @@ def add_to_story(
     )
 
 
-def story_rows(story: Story) -> tuple[StoryRow, list[StoryTermRow]]:
-    """A story as one ``stories`` row and its centroid rows."""
+def story_rows(story: Story) -> StoredStory:
+    """A story as the warehouse stores it."""
     row = StoryRow(
         story_id=story.story_id,
         headline=story.headline,
@@ -391,22 +391,12 @@ def story_rows(story: Story) -> tuple[StoryRow, list[StoryTermRow]]:
         term_norm=_norm(story.terms),
         entity_norm=_norm(story.entities),
     )
-    terms = [StoryTermRow(story.story_id, "t", t, w) for t, w in story.terms.items()]
-    terms += [StoryTermRow(story.story_id, "e", t, w) for t, w in story.entities.items()]
-    return row, terms
+    return StoredStory(row, dict(story.terms), dict(story.entities))
 
 
-def story_from_rows(row: StoryRow, terms: Iterable[StoryTermRow]) -> Story:
-    """A story back from its rows."""
-    term_weights: Vector = {}
-    entity_weights: Vector = {}
-    for term in terms:
-        (term_weights if term.kind == "t" else entity_weights)[term.term] = term.weight
-    return story_from_vectors(row, term_weights, entity_weights)
-
-
-def story_from_vectors(row: StoryRow, terms: Vector, entities: Vector) -> Story:
-    """A story back from its row and its centroid's two vectors."""
+def story_from_stored(stored: StoredStory) -> Story:
+    """A story back from what the warehouse holds."""
+    row = stored.row
     return Story(
         story_id=row.story_id,
         headline=row.headline,
@@ -416,8 +406,8 @@ def story_from_vectors(row: StoryRow, terms: Vector, entities: Vector) -> Story:
         article_count=row.article_count,
         sites=tuple(row.sites),
         join_score_sum=row.join_score_sum,
-        terms=terms,
-        entities=entities,
+        terms=stored.terms,
+        entities=stored.entities,
     )
 
 

@@ -83,8 +83,7 @@ def test_state_round_trips_through_rows_and_gives_the_same_decision() -> None:
     items = [a for a, _ in _amazon()]
     df = stories.DocumentFrequencies()
     first = stories.assign_batch(items[:8], [], df)
-    rows = [stories.story_rows(s) for s in first.stories]
-    restored = [stories.story_from_rows(row, terms) for row, terms in rows]
+    restored = [stories.story_from_stored(stories.story_rows(s)) for s in first.stories]
     stored_df = stories.DocumentFrequencies.from_rows(first.df_increments)
     assert stored_df.n_docs == 8
     again = stories.assign_batch(items[8:], restored, stored_df)

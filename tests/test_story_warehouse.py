@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from newsflow.records import BandRow, DocFreqRow, SignatureRow, StoryAssignment, StoryRow, StoryTermRow
+from newsflow.records import BandRow, DocFreqRow, SignatureRow, StoredStory, StoryAssignment, StoryRow
 from warehouse import stories as stories_table
 from warehouse.connection import connect, writer
 from warehouse.schema import migrate
@@ -23,10 +23,10 @@ def con(db: Path) -> duckdb.DuckDBPyConnection:
         yield connection
 
 
-def _story(story_id: str, at: datetime, terms: dict[str, float]) -> tuple[StoryRow, list[StoryTermRow]]:
+def _story(story_id: str, at: datetime, terms: dict[str, float]) -> StoredStory:
     norm = sum(w * w for w in terms.values()) ** 0.5
     row = StoryRow(story_id, f"headline {story_id}", None, at, at, 1, ("a.example",), 0.0, norm, 0.0)
-    return row, [StoryTermRow(story_id, "t", t, w) for t, w in terms.items()]
+    return StoredStory(row, terms, {})
 
 
 def test_band_join_finds_only_articles_sharing_a_bucket_within_the_window(

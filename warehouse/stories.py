@@ -20,9 +20,9 @@ from newsflow.records import (
     DocFreqRow,
     SignatureRow,
     StoredSignature,
+    StoredStory,
     StoryAssignment,
     StoryRow,
-    StoryTermRow,
 )
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -257,14 +257,10 @@ def candidate_story_ids(
     first."""
     if not probes:
         return {}
-    columns: dict[str, list[Any]] = {name: [] for name in _VECTOR_SCHEMA.names}
-    for probe in probes:
-        for kind, vector in (("t", probe.terms), ("e", probe.entities)):
-            columns["article_id"] += [probe.article_id] * len(vector)
-            columns["at"] += [probe.at] * len(vector)
-            columns["kind"] += [kind] * len(vector)
-            columns["term"] += vector.keys()
-            columns["weight"] += vector.values()
+    columns = _long_vectors([(p.article_id, p.terms, p.entities) for p in probes])
+    times = {p.article_id: p.at for p in probes}
+    columns["article_id"] = columns.pop("key")
+    columns["at"] = [times[article_id] for article_id in columns["article_id"]]
     table = pa.table(columns, schema=_VECTOR_SCHEMA)
     window = timedelta(days=window_days)
     low = min(p.at for p in probes) - window
@@ -314,13 +310,18 @@ def candidate_story_ids(
     return out
 
 
-@dataclass(frozen=True)
-class StoredStory:
-    """A stored story's row and its centroid as two vectors (term -> weight)."""
-
-    row: StoryRow
-    terms: dict[str, float]
-    entities: dict[str, float]
+def _long_vectors(
+    vectors: Sequence[tuple[str, Mapping[str, float], Mapping[str, float]]],
+) -> dict[str, list[Any]]:
+    """(key, terms, entities) as long columns ``key``, ``kind`` (``t``/``e``), ``term``, ``weight``."""
+    columns: dict[str, list[Any]] = {"key": [], "kind": [], "term": [], "weight": []}
+    for key, terms, entities in vectors:
+        for kind, vector in (("t", terms), ("e", entities)):
+            columns["key"] += [key] * len(vector)
+            columns["kind"] += [kind] * len(vector)
+            columns["term"] += vector.keys()
+            columns["weight"] += vector.values()
+    return columns
 
 
 def load_stories(
@@ -355,17 +356,17 @@ def load_stories(
     ]
 
 
-def save_stories(
-    con: duckdb.DuckDBPyConnection, stories: Sequence[tuple[StoryRow, Sequence[StoryTermRow]]], now: datetime
-) -> None:
+def save_stories(con: duckdb.DuckDBPyConnection, stories: Sequence[StoredStory], now: datetime) -> None:
     """Upsert stories and replace their centroids."""
     if not stories:
         return
     heads = pa.Table.from_pylist(
-        [row.__dict__ | {"sites": list(row.sites), "updated_at": now} for row, _ in stories],
+        [s.row.__dict__ | {"sites": list(s.row.sites), "updated_at": now} for s in stories],
         schema=_STORY_SCHEMA,
     )
-    terms = pa.Table.from_pylist([t.__dict__ for _, ts in stories for t in ts], schema=_TERM_SCHEMA)
+    term_columns = _long_vectors([(s.row.story_id, s.terms, s.entities) for s in stories])
+    term_columns["story_id"] = term_columns.pop("key")
+    terms = pa.table(term_columns, schema=_TERM_SCHEMA)
     updates = ", ".join(f"{c} = excluded.{c}" for c in _STORY_SCHEMA.names[1:])  # fixed names
     with _registered(con, "story_batch", heads), _registered(con, "story_term_batch", terms):
         con.execute(
