@@ -177,7 +177,9 @@ STAGES: tuple[tuple[Any, str, str], ...] = (
     (stories_table, "candidate_signatures", "band join (SQL)"),
     (neardup, "find_near_duplicates", "near-dup decision"),
     (stories_table, "insert_signatures", "store signatures"),
+    (stories_table, "stories_of", "copies' stories (SQL)"),
     (stories, "count_batch", "tokenise"),
+    (stories, "article_vectors", "weighting"),
     (stories_table, "doc_freqs", "term stats (SQL)"),
     (stories_table, "candidate_story_ids", "candidate stories (SQL)"),
     (stories_table, "load_stories", "load stories (SQL)"),
@@ -296,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = [[label, *(f"{r['stages'].get(label, 0.0):.3f}" for _, _, r in results)] for label in labels]
     rows.append(
         [
-            "other (weighting, probes, copies)",
+            "other (probes, bookkeeping)",
             *(f"{r['total'] - sum(r['stages'].values()):.3f}" for _, _, r in results),
         ]
     )

@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from newsflow.records import (
     Article,
+    ContentSource,
     FeedEntry,
     FeedState,
     FetchedPage,
@@ -102,7 +103,9 @@ def store(articles: list[Article], settings: Settings, run_id: str | None) -> St
 
 
 def _new_for_grouping(articles: list[Article], stored_ids: set[str], now: datetime) -> list[StoryArticle]:
-    """The batch's articles that will be inserted, once each, timed by publication (else now)."""
+    """The batch's articles that will be inserted, once each, timed by publication (else now). Only a
+    loaded record without a date counts as undated: for feed entries the time first seen is a fair proxy,
+    for a loaded archive the load time says nothing."""
     seen = set(stored_ids)
     out = []
     for a in articles:
@@ -111,7 +114,7 @@ def _new_for_grouping(articles: list[Article], stored_ids: set[str], now: dateti
             out.append(
                 StoryArticle(
                     a.article_id, a.text, a.title, a.published_at or now, a.site, a.features,
-                    dated=a.published_at is not None,
+                    dated=a.published_at is not None or a.content_source is not ContentSource.LOADED,
                 )
             )  # fmt: skip
     return out
