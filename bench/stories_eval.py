@@ -36,9 +36,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from newsflow.settings import load_settings  # noqa: E402
-from tasks import neardup, stories  # noqa: E402
-from tasks.loading import load_file  # noqa: E402
-from tasks.stories import StoryArticle  # noqa: E402
+from newsflow.tasks import neardup, stories  # noqa: E402
+from newsflow.tasks.loading import load_file  # noqa: E402
+from newsflow.tasks.stories import StoryArticle  # noqa: E402
 
 DATA = Path(os.environ.get("NEWSFLOW_SHARED_DATA", REPO.parent / "shared" / "data"))
 NO_DATE = datetime(2020, 1, 1, 12, tzinfo=UTC)  # one time for corpora without dates: time does not help

@@ -22,10 +22,10 @@ from prefect.task_runners import TaskRunner
 from newsflow.progress import report
 from newsflow.records import Article, ContentSource, FetchedPage, PlannedEntry, StoreOutcome
 from newsflow.settings import Settings
-from tasks.extraction import extract_pages
-from tasks.fetching import fetch_pages
-from tasks.http import close_shared_fetchers
-from tasks.storing import finish_run, start_run, store_articles
+from newsflow.tasks.extraction import extract_pages
+from newsflow.tasks.fetching import fetch_pages
+from newsflow.tasks.http import close_shared_fetchers
+from newsflow.tasks.storing import finish_run, start_run, store_articles
 
 #: Fetch batches in flight at once: one saturates the per-host limits; two hide a slow batch's tail.
 FETCH_BATCHES_IN_FLIGHT = 2

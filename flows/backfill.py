@@ -22,16 +22,16 @@ from prefect import flow, get_run_logger
 from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner
 
-from flows._pipeline import ArticleCounts, TrackedRun, chunked, process_batches, tracked_run
-from flows.ingest import IO_TASK_RUNNER
 from newsflow.errors import ConfigError, RunLockedError
+from newsflow.flows._pipeline import ArticleCounts, TrackedRun, chunked, process_batches, tracked_run
+from newsflow.flows.ingest import IO_TASK_RUNNER
 from newsflow.progress import report
 from newsflow.records import FeedEntry, PlannedEntry
 from newsflow.settings import Settings, load_settings
-from tasks.discovery import Discovery, Window, discover_feed_archive, discover_sitemaps
-from tasks.extraction import extract_pages
-from tasks.runners import api_shared_with_workers, extraction_runner
-from tasks.storing import (
+from newsflow.tasks.discovery import Discovery, Window, discover_feed_archive, discover_sitemaps
+from newsflow.tasks.extraction import extract_pages
+from newsflow.tasks.runners import api_shared_with_workers, extraction_runner
+from newsflow.tasks.storing import (
     finish_backfill_chunk,
     finish_backfill_chunks,
     load_stored_pages,
@@ -40,9 +40,9 @@ from tasks.storing import (
     stored_page_days,
     update_articles,
 )
-from warehouse import feeds as feeds_table
-from warehouse.connection import writer
-from warehouse.lock import run_lock
+from newsflow.warehouse import feeds as feeds_table
+from newsflow.warehouse.connection import writer
+from newsflow.warehouse.lock import run_lock
 
 Source = Literal["feeds", "sitemaps", "warehouse"]
 SOURCES: tuple[Source, ...] = ("feeds", "sitemaps", "warehouse")

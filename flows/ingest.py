@@ -20,9 +20,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows._pipeline import ArticleCounts, TrackedRun, process_articles, tracked_run
 from newsflow.errors import RunLockedError
 from newsflow.feedlist import default_feeds, load_feed_file
+from newsflow.flows._pipeline import ArticleCounts, TrackedRun, process_articles, tracked_run
 from newsflow.progress import report
 from newsflow.records import (
     FeedState,
@@ -30,13 +30,13 @@ from newsflow.records import (
     PollStatus,
 )
 from newsflow.settings import Settings, load_settings
-from tasks.http import utcnow
-from tasks.polling import poll_feeds
-from tasks.runners import api_shared_with_workers, extraction_runner
-from tasks.storing import plan_entries, save_validators, store_polls
-from warehouse import feeds as feeds_table
-from warehouse.connection import writer
-from warehouse.lock import run_lock
+from newsflow.tasks.http import utcnow
+from newsflow.tasks.polling import poll_feeds
+from newsflow.tasks.runners import api_shared_with_workers, extraction_runner
+from newsflow.tasks.storing import plan_entries, save_validators, store_polls
+from newsflow.warehouse import feeds as feeds_table
+from newsflow.warehouse.connection import writer
+from newsflow.warehouse.lock import run_lock
 
 #: Feeds polled by one task run (concurrently inside it).
 FEEDS_PER_TASK = 10

@@ -10,9 +10,9 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from newsflow.settings import Settings, load_settings
-from tasks.http import utcnow
-from warehouse import maintenance as maintenance_sql
-from warehouse.connection import writer
+from newsflow.tasks.http import utcnow
+from newsflow.warehouse import maintenance as maintenance_sql
+from newsflow.warehouse.connection import writer
 
 
 @task(name="prune-raw-pages", cache_policy=NO_CACHE)

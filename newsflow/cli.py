@@ -100,8 +100,8 @@ def ingest(
     load_settings(db=db, batch_size=batch_size, extraction_workers=workers, extraction_runner=runner_spec)
     if feeds_file:
         load_feed_file(Path(feeds_file))
-    from flows.ingest import ingest as ingest_flow
     from newsflow.display import progress_bars, summary_table
+    from newsflow.flows.ingest import ingest as ingest_flow
     from newsflow.progress import reporting_to
 
     with progress_bars(enabled=not as_json and sys.stderr.isatty()) as reporter, reporting_to(reporter):
@@ -157,9 +157,9 @@ def backfill(
     """
     _quiet_prefect(verbose)
     load_settings(db=db)
-    from flows.backfill import Source, validate_request
-    from flows.backfill import backfill as backfill_flow
     from newsflow.display import backfill_summary, progress_bars
+    from newsflow.flows.backfill import Source, validate_request
+    from newsflow.flows.backfill import backfill as backfill_flow
     from newsflow.progress import reporting_to
 
     chosen = cast("list[Source]", list(sources)) or None
@@ -223,7 +223,7 @@ def maintenance_command(db: Path | None, raw_page_retention_days: int | None, ve
     """Prune old raw pages (by the retention setting) and checkpoint the warehouse (one flow run)."""
     _quiet_prefect(verbose)
     load_settings(db=db, raw_page_retention_days=raw_page_retention_days)
-    from flows.maintenance import maintenance
+    from newsflow.flows.maintenance import maintenance
 
     summary = maintenance(db=str(db) if db else None, raw_page_retention_days=raw_page_retention_days)
     click.echo(json.dumps(summary, indent=2))
@@ -267,7 +267,7 @@ def sql(query: str, db: Path | None, params: tuple[tuple[str, str], ...], fmt: s
     Example: newsflow sql "SELECT site, count(*) FROM articles GROUP BY 1 ORDER BY 2 DESC"
     """
     from newsflow.display import render_rows
-    from warehouse.query import parse_parameter, run_query
+    from newsflow.warehouse.query import parse_parameter, run_query
 
     settings = load_settings(db=db)
     result = run_query(
@@ -310,9 +310,9 @@ def stories_command(since: str, min_outlets: int, limit: int, db: Path | None, f
     Example: newsflow stories --since 7d --min-outlets 3
     """
     from newsflow.display import render_rows
-    from tasks.http import utcnow
-    from warehouse import stories as stories_table
-    from warehouse.connection import writer
+    from newsflow.tasks.http import utcnow
+    from newsflow.warehouse import stories as stories_table
+    from newsflow.warehouse.connection import writer
 
     settings = existing_warehouse(db)
     since_at = parse_since(since, utcnow())
@@ -365,8 +365,8 @@ def story_command(story_id: str, db: Path | None, fmt: str) -> None:
     Example: newsflow story s_0123456789abcdef
     """
     from newsflow.display import render_rows
-    from warehouse import stories as stories_table
-    from warehouse.connection import writer
+    from newsflow.warehouse import stories as stories_table
+    from newsflow.warehouse.connection import writer
 
     settings = existing_warehouse(db)
     with writer(settings.db, settings.lock_timeout) as con:
@@ -417,7 +417,7 @@ def load_command(file: Path, db: Path | None, batch_size: int | None, as_json: b
     stderr with its line number and skipped; the others are loaded; the exit status is 1 if any line was
     bad. Loading the same records again adds nothing. Example: newsflow load archive.jsonl
     """
-    from tasks.loading import BadLine, load_file
+    from newsflow.tasks.loading import BadLine, load_file
 
     settings = load_settings(db=db, batch_size=batch_size)
 
@@ -458,9 +458,9 @@ def regroup_command(since: datetime, until: datetime, db: Path | None) -> None:
     """
     from datetime import UTC, timedelta
 
-    from tasks.grouping import regroup
-    from tasks.http import utcnow
-    from warehouse.connection import writer
+    from newsflow.tasks.grouping import regroup
+    from newsflow.tasks.http import utcnow
+    from newsflow.warehouse.connection import writer
 
     if until < since:
         raise click.BadParameter("--until is before --since", param_hint="--until")
@@ -494,8 +494,8 @@ def feeds() -> None:
 def feeds_list(db: Path | None, fmt: str) -> None:
     """Show every registered feed with its polling state."""
     from newsflow.display import render_rows
-    from warehouse import feeds as feeds_table
-    from warehouse.connection import writer
+    from newsflow.warehouse import feeds as feeds_table
+    from newsflow.warehouse.connection import writer
 
     settings = load_settings(db=db)
     with writer(settings.db, settings.lock_timeout) as con:
@@ -535,7 +535,7 @@ def feeds_add(url: str, name: str | None, tags: tuple[str, ...], db: Path | None
 @db_option
 def feeds_remove(url: str, db: Path | None) -> None:
     """Unregister a feed (its stored articles stay)."""
-    from warehouse import feeds as feeds_table
+    from newsflow.warehouse import feeds as feeds_table
 
     _change_registered_feed(url, db, feeds_table.remove_feed)
     click.echo(f"removed {url}")
@@ -546,7 +546,7 @@ def feeds_remove(url: str, db: Path | None) -> None:
 @db_option
 def feeds_resume(url: str, db: Path | None) -> None:
     """Unpause a feed (paused after repeated failures) and make it due now."""
-    from warehouse import feeds as feeds_table
+    from newsflow.warehouse import feeds as feeds_table
 
     _change_registered_feed(url, db, feeds_table.resume_feed)
     click.echo(f"resumed {url}: it is polled on the next run")
@@ -554,7 +554,7 @@ def feeds_resume(url: str, db: Path | None) -> None:
 
 def _change_registered_feed(url: str, db: Path | None, change: Any) -> None:
     """Apply ``change(con, url)`` in one transaction; a URL that is not registered is an error."""
-    from warehouse.connection import writer
+    from newsflow.warehouse.connection import writer
 
     settings = load_settings(db=db)
     with writer(settings.db, settings.lock_timeout) as con:
@@ -587,8 +587,8 @@ def feeds_export_opml(output: Path | None, db: Path | None) -> None:
     """Write the registered feeds as OPML, for any feed reader."""
     from newsflow.feedlist import to_opml
     from newsflow.records import FeedSpec
-    from warehouse import feeds as feeds_table
-    from warehouse.connection import writer
+    from newsflow.warehouse import feeds as feeds_table
+    from newsflow.warehouse.connection import writer
 
     settings = load_settings(db=db)
     with writer(settings.db, settings.lock_timeout) as con:
@@ -602,9 +602,9 @@ def feeds_export_opml(output: Path | None, db: Path | None) -> None:
 
 
 def _register(specs: list[Any], db: Path | None) -> int:
-    from tasks.http import utcnow
-    from warehouse import feeds as feeds_table
-    from warehouse.connection import writer
+    from newsflow.tasks.http import utcnow
+    from newsflow.warehouse import feeds as feeds_table
+    from newsflow.warehouse.connection import writer
 
     settings = load_settings(db=db)
     with writer(settings.db, settings.lock_timeout) as con:

@@ -29,9 +29,9 @@ def parse_duration(text: str) -> int:
 def deployments(settings: Settings) -> list[Any]:
     """The ``ingest`` (scheduled, due feeds only), ``backfill`` (on demand) and ``maintenance`` (cron)
     deployments. Each allows one active run at a time; runs inherit this process's environment."""
-    from flows.backfill import backfill
-    from flows.ingest import ingest
-    from flows.maintenance import maintenance
+    from newsflow.flows.backfill import backfill
+    from newsflow.flows.ingest import ingest
+    from newsflow.flows.maintenance import maintenance
 
     db = str(settings.db)
     return [

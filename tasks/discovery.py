@@ -21,8 +21,8 @@ from prefect.cache_policies import NO_CACHE
 from newsflow.errors import FeedParseError, FetchError
 from newsflow.records import FeedEntry
 from newsflow.settings import Settings
-from tasks.feeds import ParsedFeed, parse_feed
-from tasks.http import Fetcher, shared_fetcher, utcnow
+from newsflow.tasks.feeds import ParsedFeed, parse_feed
+from newsflow.tasks.http import Fetcher, shared_fetcher, utcnow
 
 MAX_ARCHIVE_PAGES = 500
 MAX_SITEMAPS = 1000

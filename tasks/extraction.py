@@ -18,9 +18,9 @@ from prefect.cache_policies import NO_CACHE
 from trafilatura.settings import Document
 
 from newsflow.records import Article, ContentSource, FetchedPage
-from tasks.dedupe import content_hash
-from tasks.features import text_features
-from tasks.urls import canonical_url, same_site, site_of
+from newsflow.tasks.dedupe import content_hash
+from newsflow.tasks.features import text_features
+from newsflow.tasks.urls import canonical_url, same_site, site_of
 
 #: Shortest text whose language is guessed; shorter guesses are noise.
 MIN_LANGUAGE_CHARS = 40

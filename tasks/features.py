@@ -8,7 +8,7 @@ records, re-extractions, regroups) gets them computed at grouping time by the sa
 from __future__ import annotations
 
 from newsflow.records import TextFeatures
-from tasks import neardup, stories
+from newsflow.tasks import neardup, stories
 
 
 def text_features(text: str, title: str | None) -> TextFeatures:

@@ -19,7 +19,7 @@ from feedparser.encodings import convert_to_utf8
 
 from newsflow.errors import FeedParseError
 from newsflow.records import FeedEntry
-from tasks.urls import canonical_url
+from newsflow.tasks.urls import canonical_url
 
 # feedparser stops billion-laughs and XXE but not quadratic blow-up (one big entity used many times),
 # and no legitimate feed needs a DTD entity declaration.

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from newsflow.errors import FetchError
 from newsflow.records import FetchedPage, PlannedEntry
 from newsflow.settings import Settings
-from tasks.http import Fetcher, shared_fetcher, utcnow
+from newsflow.tasks.http import Fetcher, shared_fetcher, utcnow
 
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
 HTML_TYPES = ("text/html", "application/xhtml+xml")

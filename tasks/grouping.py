@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 import duckdb
 
 from newsflow.records import DocFreqRow, DuplicateMark, StoryAssignment
-from tasks import neardup, stories
-from tasks.stories import DEFAULT_CONFIG, StoryArticle, StoryConfig
-from warehouse import stories as stories_table
+from newsflow.tasks import neardup, stories
+from newsflow.tasks.stories import DEFAULT_CONFIG, StoryArticle, StoryConfig
+from newsflow.warehouse import stories as stories_table
 
 #: Stored stories loaded per article: the best few by weighted cosine within the time window.
 CANDIDATE_STORIES = 5

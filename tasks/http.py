@@ -25,7 +25,7 @@ from newsflow.errors import (
     TransientFetchError,
 )
 from newsflow.settings import Settings
-from tasks.netpolicy import GuardedTransport, request_deadline
+from newsflow.tasks.netpolicy import GuardedTransport, request_deadline
 
 logger = logging.getLogger(__name__)
 

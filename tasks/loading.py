@@ -22,13 +22,13 @@ from typing import Any
 from newsflow.errors import ConfigError
 from newsflow.records import Article, ContentSource
 from newsflow.settings import Settings
-from tasks.dedupe import article_id, content_hash
-from tasks.extraction import detect_language
-from tasks.http import utcnow
-from tasks.storing import store
-from tasks.urls import canonical_url, site_of
-from warehouse import runs as runs_table
-from warehouse.connection import writer
+from newsflow.tasks.dedupe import article_id, content_hash
+from newsflow.tasks.extraction import detect_language
+from newsflow.tasks.http import utcnow
+from newsflow.tasks.storing import store
+from newsflow.tasks.urls import canonical_url, site_of
+from newsflow.warehouse import runs as runs_table
+from newsflow.warehouse.connection import writer
 
 _OPTIONAL_STRINGS = ("url", "title", "site", "author", "language")
 

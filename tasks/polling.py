@@ -12,8 +12,8 @@ from prefect.cache_policies import NO_CACHE
 from newsflow.errors import FeedParseError, FetchError, TransientFetchError
 from newsflow.records import FeedState, PollResult, PollStatus
 from newsflow.settings import Settings
-from tasks.feeds import parse_feed
-from tasks.http import Fetcher, shared_fetcher, utcnow
+from newsflow.tasks.feeds import parse_feed
+from newsflow.tasks.http import Fetcher, shared_fetcher, utcnow
 
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, "

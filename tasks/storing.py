@@ -24,17 +24,17 @@ from newsflow.records import (
     StoreOutcome,
 )
 from newsflow.settings import Settings
-from tasks.dedupe import article_id, guid_key, mark_exact_duplicates
-from tasks.grouping import group_batch
-from tasks.http import utcnow
-from tasks.schedule import next_schedule
-from tasks.stories import StoryArticle
-from tasks.urls import canonical_url
-from warehouse import articles as articles_table
-from warehouse import backfills as backfills_table
-from warehouse import feeds as feeds_table
-from warehouse import runs as runs_table
-from warehouse.connection import writer
+from newsflow.tasks.dedupe import article_id, guid_key, mark_exact_duplicates
+from newsflow.tasks.grouping import group_batch
+from newsflow.tasks.http import utcnow
+from newsflow.tasks.schedule import next_schedule
+from newsflow.tasks.stories import StoryArticle
+from newsflow.tasks.urls import canonical_url
+from newsflow.warehouse import articles as articles_table
+from newsflow.warehouse import backfills as backfills_table
+from newsflow.warehouse import feeds as feeds_table
+from newsflow.warehouse import runs as runs_table
+from newsflow.warehouse.connection import writer
 
 
 def plan(
@@ -77,7 +77,7 @@ def plan(
 
 def store(articles: list[Article], settings: Settings, run_id: str | None) -> StoreOutcome:
     """Store one batch in one transaction: exact duplicates, near-duplicates and stories (see
-    :mod:`tasks.grouping`). Re-storing a batch adds nothing."""
+    :mod:`newsflow.tasks.grouping`). Re-storing a batch adds nothing."""
     now = utcnow()
     with writer(settings.db, settings.lock_timeout) as con:
         stored_ids = articles_table.existing_ids(con, [a.article_id for a in articles])

@@ -128,9 +128,9 @@ def running_backfill_site(root: Path) -> Iterator[BackfillSite]:
 
 def register(db: Path, site: LoopbackSite) -> None:
     from newsflow.records import FeedSpec
-    from tasks.http import utcnow
-    from warehouse import feeds as feeds_table
-    from warehouse.connection import writer
+    from newsflow.tasks.http import utcnow
+    from newsflow.warehouse import feeds as feeds_table
+    from newsflow.warehouse.connection import writer
 
     with writer(db) as con:
         feeds_table.add_feeds(

@@ -26,7 +26,7 @@ def stored_urls(db: Path) -> list[str]:
 def test_backfill_stores_exactly_the_window_and_repeats_as_a_no_op(
     backfill_site: BackfillSite, prefect_harness: str, db: Path
 ) -> None:
-    from flows.backfill import backfill
+    from newsflow.flows.backfill import backfill
 
     register(db, backfill_site.site)
     backfill_site.site.reset_log()
@@ -50,7 +50,7 @@ def test_backfill_stores_exactly_the_window_and_repeats_as_a_no_op(
 def test_backfill_from_the_warehouse_reextracts_offline(
     backfill_site: BackfillSite, prefect_harness: str, db: Path
 ) -> None:
-    from flows.backfill import backfill
+    from newsflow.flows.backfill import backfill
 
     register(db, backfill_site.site)
     backfill(since=SINCE, until=UNTIL, db=str(db), allow_private_networks=True)
@@ -100,7 +100,7 @@ def test_killed_backfill_resumes_with_no_duplicates(
 
 def wait_for_a_done_chunk(db: Path, process: subprocess.Popen[bytes], timeout: float = 120) -> int:
     """Poll the warehouse (between the backfill's writes) until a chunk is done; return how many are."""
-    from warehouse.connection import connect
+    from newsflow.warehouse.connection import connect
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
@@ -124,8 +124,8 @@ def wait_for_a_done_chunk(db: Path, process: subprocess.Popen[bytes], timeout: f
 
 def test_archive_walk_stops_when_a_site_ignores_paging(site: object, settings: object) -> None:
     from newsflow.settings import Settings
-    from tasks.discovery import Window, archived_entries
-    from tasks.http import Fetcher
+    from newsflow.tasks.discovery import Window, archived_entries
+    from newsflow.tasks.http import Fetcher
     from tests.conftest import LoopbackSite
     from tests.feedbuild import Item, write_feed
 

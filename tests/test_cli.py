@@ -28,7 +28,7 @@ def runner() -> CliRunner:
 def filled_db(db: Path) -> Path:
     """A warehouse with three articles, written through the real migration path."""
     from newsflow.settings import load_settings
-    from warehouse.connection import writer
+    from newsflow.warehouse.connection import writer
 
     with writer(load_settings(db=db).db) as con:
         for number, site in enumerate(["a.example", "a.example", "b.example"]):

@@ -59,8 +59,8 @@ def ingest_command(feeds_file: Path, db: Path) -> list[str]:
 
 def check_warehouse(db: Path) -> set[str]:
     """Open the warehouse read-write (replaying its WAL), check it, return the stored guids."""
-    from warehouse.connection import connect
-    from warehouse.integrity import integrity_check
+    from newsflow.warehouse.connection import connect
+    from newsflow.warehouse.integrity import integrity_check
 
     con = connect(db, lock_timeout=10)
     try:
@@ -209,7 +209,7 @@ def test_sql_refuses_writes_files_and_extensions(query: str, message: str, tmp_p
     from click.testing import CliRunner
 
     from newsflow.cli import main
-    from warehouse.connection import writer
+    from newsflow.warehouse.connection import writer
 
     db = tmp_path / "w.duckdb"
     with writer(db):
@@ -260,8 +260,8 @@ def test_backfill_during_an_ingest(
     assert (ingest.returncode, filling.returncode) == (0, 0)
     assert json.loads(ingest_out)["articles_stored"] == len(guids)
     assert json.loads(fill_out)["chunks_done"] == 3
-    from warehouse.connection import connect
-    from warehouse.integrity import integrity_check
+    from newsflow.warehouse.connection import connect
+    from newsflow.warehouse.integrity import integrity_check
 
     con = connect(db, lock_timeout=10)
     try:

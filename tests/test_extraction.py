@@ -11,8 +11,8 @@ import pytest
 import zstandard
 
 from newsflow.records import Article, ContentSource, FeedEntry, FetchedPage, PlannedEntry
-from tasks.dedupe import content_hash
-from tasks.extraction import build_article, extract_pages
+from newsflow.tasks.dedupe import content_hash
+from newsflow.tasks.extraction import build_article, extract_pages
 from tests.conftest import SCRAPINGHUB, shared
 from tests.feedbuild import benchmark_pages
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from newsflow.errors import FeedParseError
-from tasks.feeds import ParsedFeed, parse_feed
+from newsflow.tasks.feeds import ParsedFeed, parse_feed
 from tests.conftest import shared
 from tests.feedbuild import Item, rss
 

@@ -8,10 +8,10 @@ import pytest
 
 from newsflow.records import FeedEntry, PlannedEntry
 from newsflow.settings import Settings
-from tasks.dedupe import article_id
-from tasks.fetching import fetch_page
-from tasks.http import Fetcher
-from tasks.urls import canonical_url
+from newsflow.tasks.dedupe import article_id
+from newsflow.tasks.fetching import fetch_page
+from newsflow.tasks.http import Fetcher
+from newsflow.tasks.urls import canonical_url
 from tests.conftest import LoopbackSite
 
 

@@ -25,7 +25,7 @@ import pytest
 
 # Imported at collection: trafilatura's first import warns about urllib3's SOCKS support, and warnings are
 # errors inside tests.
-from flows.ingest import ingest
+from newsflow.flows.ingest import ingest
 from tests.conftest import REPO, LoopbackSite, shared
 from tests.feedbuild import Item, benchmark_pages, write_feed
 from tests.hostile_site import FEED_CASES, PAGE_CASES
@@ -265,7 +265,7 @@ def shared_feed_files() -> list[Path]:
 def _parse_one(path: str) -> tuple[str, str, int]:
     """(file, outcome, entries): outcome is "ok" or a FeedParseError reason; anything else propagates."""
     from newsflow.errors import FeedParseError
-    from tasks.feeds import parse_feed
+    from newsflow.tasks.feeds import parse_feed
 
     file = Path(path)
     content = file.read_bytes()
@@ -336,7 +336,7 @@ def test_sample_of_shared_feeds_through_a_real_ingest(
 def test_total_timeout_cuts_a_trickling_server(hostile: str, path: str) -> None:
     from newsflow.errors import TransientFetchError
     from newsflow.settings import load_settings
-    from tasks.http import Fetcher
+    from newsflow.tasks.http import Fetcher
 
     settings = load_settings(allow_private_networks=True, read_timeout=5, total_timeout=1.5, retries=0)
     started = time.monotonic()
@@ -360,7 +360,7 @@ def test_total_timeout_cuts_a_trickling_server(hostile: str, path: str) -> None:
 def test_guard_refuses_before_connecting(url: str, allow_private: bool) -> None:
     from newsflow.errors import BlockedAddressError
     from newsflow.settings import load_settings
-    from tasks.http import Fetcher
+    from newsflow.tasks.http import Fetcher
 
     settings = load_settings(allow_private_networks=allow_private, connect_timeout=5, retries=3)
     started = time.monotonic()

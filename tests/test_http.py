@@ -12,8 +12,8 @@ import pytest
 
 from newsflow.errors import BlockedAddressError, FetchError, ResponseTooLargeError, TransientFetchError
 from newsflow.settings import Settings
-from tasks.http import Fetcher, parse_retry_after
-from tasks.netpolicy import is_public_address
+from newsflow.tasks.http import Fetcher, parse_retry_after
+from newsflow.tasks.netpolicy import is_public_address
 from tests.conftest import LoopbackSite
 
 HTML = b"<!doctype html><html><head><title>Hello</title></head><body><p>Hello, loopback.</p></body></html>"

@@ -96,7 +96,7 @@ def first_run(
     tmp_path_factory: pytest.TempPathFactory,
     monkeypatch_module: pytest.MonkeyPatch,
 ) -> dict[str, Any]:
-    from flows.ingest import ingest
+    from newsflow.flows.ingest import ingest
 
     monkeypatch_module.setenv("NEWSFLOW_READ_TIMEOUT", "1.5")
     monkeypatch_module.setenv("NEWSFLOW_RETRIES", "1")
@@ -209,7 +209,7 @@ def test_raw_html_is_kept_compressed(first_run: dict[str, Any], scenario: dict[s
 def test_second_run_is_conditional_and_adds_nothing(
     first_run: dict[str, Any], scenario: dict[str, Any], site: LoopbackSite
 ) -> None:
-    from flows.ingest import ingest
+    from newsflow.flows.ingest import ingest
 
     site.reset_log()
     summary = ingest(
@@ -230,7 +230,7 @@ def test_second_run_is_conditional_and_adds_nothing(
 def test_loopback_is_refused_unless_allowed(
     scenario: dict[str, Any], prefect_harness: None, db: Path
 ) -> None:
-    from flows.ingest import ingest
+    from newsflow.flows.ingest import ingest
 
     summary = ingest(feeds_file=str(scenario["feeds_file"]), db=str(db), allow_private_networks=False)
     assert summary["feeds_failed"] == 7
@@ -241,7 +241,7 @@ def test_loopback_is_refused_unless_allowed(
 def test_retry_after_defers_the_next_poll(
     site: LoopbackSite, prefect_harness: None, db: Path, tmp_path: Path
 ) -> None:
-    from flows.ingest import ingest
+    from newsflow.flows.ingest import ingest
 
     url = site.url("/_retry_after/3600")
     feeds = tmp_path / "feeds.toml"
@@ -265,8 +265,8 @@ def test_repeated_failures_pause_a_feed(
 ) -> None:
     from click.testing import CliRunner
 
-    from flows.ingest import ingest
     from newsflow.cli import main
+    from newsflow.flows.ingest import ingest
 
     monkeypatch.setenv("NEWSFLOW_PAUSE_AFTER_ERRORS", "2")
     monkeypatch.setenv("NEWSFLOW_RETRIES", "0")

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from tasks import neardup
+from newsflow.tasks import neardup
 from tests.conftest import shared
 
 

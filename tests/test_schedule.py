@@ -13,8 +13,8 @@ import pytest
 from newsflow.errors import RunLockedError
 from newsflow.records import FeedEntry, FeedState, PollResult, PollStatus
 from newsflow.settings import Settings, load_settings
-from tasks.schedule import next_schedule, publishing_gap
-from warehouse.lock import run_lock
+from newsflow.tasks.schedule import next_schedule, publishing_gap
+from newsflow.warehouse.lock import run_lock
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 FEED = "https://feed.example/rss"
@@ -93,7 +93,7 @@ def test_run_lock_excludes_a_second_holder_and_names_it(tmp_path: Path) -> None:
             textwrap.dedent(f"""
             import time
             from pathlib import Path
-            from warehouse.lock import run_lock
+            from newsflow.warehouse.lock import run_lock
             with run_lock(Path({str(db)!r}), "ingest"):
                 print("held", flush=True)
                 time.sleep(30)

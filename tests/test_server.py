@@ -32,7 +32,7 @@ def test_every_prefect_yaml_entrypoint_resolves_to_a_flow() -> None:
     names = {d["name"] for d in deployments}
     assert names == {"ingest", "backfill", "maintenance"}
     for deployment in deployments:
-        flow = load_flow_from_entrypoint(str(REPO / deployment["entrypoint"]))
+        flow = load_flow_from_entrypoint(deployment["entrypoint"])  # a module path: no cwd needed
         assert isinstance(flow, Flow) and flow.name == deployment["name"]
 
 
@@ -106,7 +106,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
 def runs(db: Path, flow: str) -> list[dict[str, Any]]:
     """Finished runs of ``flow`` in the warehouse, oldest first (read between the writers' transactions)."""
     from newsflow.errors import WarehouseError
-    from warehouse.connection import connect
+    from newsflow.warehouse.connection import connect
 
     if not db.exists():
         return []
@@ -174,7 +174,7 @@ def test_scheduled_ingests_and_a_triggered_backfill(
         stop(serving)
         serve_log.close()
     assert serving.returncode is not None
-    from warehouse.connection import connect
+    from newsflow.warehouse.connection import connect
 
     con = connect(db, read_only=True)
     try:

@@ -23,7 +23,7 @@ def _page(title: str, text: str) -> str:
 def test_new_coverage_in_a_second_ingest_joins_the_stored_story(
     site: LoopbackSite, prefect_harness: str, db: Path, tmp_path: Path
 ) -> None:
-    from flows.ingest import ingest
+    from newsflow.flows.ingest import ingest
 
     items = _amazon()
     by_id = {a.article_id.split("-")[0]: a for a, g in items if g == STORY}

@@ -10,9 +10,9 @@ import duckdb
 import pytest
 
 from newsflow.records import BandRow, DocFreqRow, SignatureRow, StoredStory, StoryAssignment, StoryRow
-from warehouse import stories as stories_table
-from warehouse.connection import connect, writer
-from warehouse.schema import migrate
+from newsflow.warehouse import stories as stories_table
+from newsflow.warehouse.connection import connect, writer
+from newsflow.warehouse.schema import migrate
 
 T0 = datetime(2023, 9, 25, 12, tzinfo=UTC)
 

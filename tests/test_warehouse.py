@@ -13,9 +13,9 @@ import pytest
 
 from newsflow.errors import WarehouseError, WarehouseLockedError
 from newsflow.records import Article, ContentSource, DuplicateMark
-from warehouse import articles
-from warehouse.connection import connect, describe_lock_holder, writer
-from warehouse.schema import migrate, migrations
+from newsflow.warehouse import articles
+from newsflow.warehouse.connection import connect, describe_lock_holder, writer
+from newsflow.warehouse.schema import migrate, migrations
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

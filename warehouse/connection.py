@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 
 from newsflow.errors import WarehouseError, WarehouseLockedError
-from warehouse.schema import migrate
+from newsflow.warehouse.schema import migrate
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.connection import connect
-from warehouse.schema import migrate
+from newsflow.warehouse.connection import connect
+from newsflow.warehouse.schema import migrate
 
 #: Tables whose row counts the checkpoint reports (fixed names, safe to interpolate).
 REPORTED_TABLES = ("feeds", "polls", "articles", "raw_pages", "runs")

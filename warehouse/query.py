@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 
 from newsflow.errors import QueryError
-from warehouse.connection import connect
+from newsflow.warehouse.connection import connect
 
 #: A read-only connection that also cannot reach files, other databases or extensions.
 SANDBOX: dict[str, Any] = {

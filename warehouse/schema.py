@@ -13,7 +13,7 @@ from newsflow.errors import WarehouseError
 def migrations() -> list[tuple[int, str, str]]:
     """(version, name, SQL) of every migration shipped with newsflow, in order."""
     found = []
-    for item in resources.files("warehouse.migrations").iterdir():
+    for item in resources.files("newsflow.warehouse.migrations").iterdir():
         if item.name.endswith(".sql"):
             number, _, rest = item.name.partition("_")
             found.append((int(number), rest.removesuffix(".sql"), item.read_text()))
