@@ -41,8 +41,7 @@ from newsflow.tasks.storing import (
     update_articles,
 )
 from newsflow.warehouse import feeds as feeds_table
-from newsflow.warehouse.connection import writer
-from newsflow.warehouse.lock import run_lock
+from newsflow.warehouse.lakehouse import Warehouse
 
 Source = Literal["feeds", "sitemaps", "warehouse"]
 SOURCES: tuple[Source, ...] = ("feeds", "sitemaps", "warehouse")
@@ -137,7 +136,7 @@ def backfill(
     counts = BackfillCounts()
     try:
         with (
-            run_lock(settings.db, "backfill", settings.run_lock_wait),
+            Warehouse.open(settings).run_lock("backfill", settings.run_lock_wait),
             tracked_run(settings, "backfill", parameters, counts) as run,
         ):
             fill(settings, parameters, chosen, counts, run)
@@ -317,7 +316,7 @@ def _targets(settings: Settings, parameters: dict[str, Any]) -> tuple[list[str],
     if feed:
         feed_urls = [feed]
     else:
-        with writer(settings.db, settings.lock_timeout) as con:
+        with Warehouse.open(settings).read() as con:
             feed_urls = [state.url for state in feeds_table.feed_states(con)]
     if site:
         origin = site_origin(site)

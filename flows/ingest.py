@@ -8,6 +8,8 @@ in arrival order, each in its own short transaction.
 
 from __future__ import annotations
 
+import hashlib
+
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,8 +37,7 @@ from newsflow.tasks.polling import poll_feeds
 from newsflow.tasks.runners import api_shared_with_workers, extraction_runner
 from newsflow.tasks.storing import plan_entries, save_validators, store_polls
 from newsflow.warehouse import feeds as feeds_table
-from newsflow.warehouse.connection import writer
-from newsflow.warehouse.lock import run_lock
+from newsflow.warehouse.lakehouse import Warehouse
 
 #: Feeds polled by one task run (concurrently inside it).
 FEEDS_PER_TASK = 10
@@ -76,7 +77,7 @@ def register_feeds(feeds_file: str | None, settings: Settings, due_only: bool = 
     feeds whose next poll time has not come."""
     specs = load_feed_file(Path(feeds_file)) if feeds_file else None
     due_at = utcnow() if due_only else None
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).write() as con:
         if specs is not None:
             feeds_table.add_feeds(con, specs, utcnow())
             return feeds_table.feed_states(con, [s.url for s in specs], due_at)
@@ -136,7 +137,7 @@ def ingest(
     logger = get_run_logger()
     counts = IngestCounts()
     try:
-        with run_lock(settings.db, "ingest", settings.run_lock_wait):
+        with Warehouse.open(settings).run_lock(ingest_lock_name(feeds_file), settings.run_lock_wait):
             feeds = register_feeds(feeds_file, settings, due_only)
             parameters = _public_parameters(feeds_file, due_only, settings)
             with tracked_run(settings, "ingest", parameters, counts) as run:
@@ -177,6 +178,15 @@ def ingest_feeds(feeds: list[FeedState], settings: Settings, run: TrackedRun, co
         if not counts.batches_failed:  # else the next poll fetches those feeds in full and retries them
             save_validators([p for p in polls if new_by_feed[p.feed_url]], settings)
     run.lap("articles_s")
+
+
+def ingest_lock_name(feeds_file: str | None) -> str:
+    """The run lock of an ingest: one per feed selection. Two ingests of every registered feed exclude each
+    other; ingests of different feed files run side by side (the write lock keeps overlapping entries
+    stored once)."""
+    if not feeds_file:
+        return "ingest"
+    return "ingest:" + hashlib.sha256(str(Path(feeds_file).resolve()).encode()).hexdigest()[:16]
 
 
 def _public_parameters(feeds_file: str | None, due_only: bool, settings: Settings) -> dict[str, Any]:

@@ -32,7 +32,7 @@ db_option = click.option(
     "--db",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Warehouse file [default: $NEWSFLOW_DB or ~/.local/share/newsflow/newsflow.duckdb].",
+    help="The lake's SQLite catalog file [default: $NEWSFLOW_DB or ~/.local/share/newsflow/newsflow.ducklake].",
 )
 
 
@@ -218,15 +218,53 @@ def serve(
 @db_option
 @click.option("--raw-page-retention-days", type=click.IntRange(min=0), default=None,
               help="Prune raw pages fetched more than this many days ago (0 keeps all).")  # fmt: skip
+@click.option("--snapshot-retention-days", type=click.FloatRange(min=0), default=None,
+              help="Expire lake snapshots older than this (how far back time travel reaches) [7].")  # fmt: skip
 @verbose_option
-def maintenance_command(db: Path | None, raw_page_retention_days: int | None, verbose: bool) -> None:
-    """Prune old raw pages (by the retention setting) and checkpoint the warehouse (one flow run)."""
+def maintenance_command(
+    db: Path | None, raw_page_retention_days: int | None, snapshot_retention_days: float | None, verbose: bool
+) -> None:
+    """Prune old raw pages, then compact the lake: merge small files, expire old snapshots, delete
+    unreferenced files (one flow run)."""
     _quiet_prefect(verbose)
-    load_settings(db=db, raw_page_retention_days=raw_page_retention_days)
+    load_settings(db=db, raw_page_retention_days=raw_page_retention_days,
+                  snapshot_retention_days=snapshot_retention_days)  # fmt: skip
     from newsflow.flows.maintenance import maintenance
 
-    summary = maintenance(db=str(db) if db else None, raw_page_retention_days=raw_page_retention_days)
+    summary = maintenance(db=str(db) if db else None, raw_page_retention_days=raw_page_retention_days,
+                          snapshot_retention_days=snapshot_retention_days)  # fmt: skip
     click.echo(json.dumps(summary, indent=2))
+
+
+@main.command("migrate")
+@db_option
+@click.option("--from", "old_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A DuckDB warehouse file of newsflow before the lake: copy every row of it into the lake.")  # fmt: skip
+def migrate_command(db: Path | None, old_file: Path | None) -> None:
+    """Create the lake or apply pending schema migrations; with --from, upgrade an old warehouse file.
+
+    The old file is not changed. Row counts of every table and the integrity check are printed for both
+    sides; a mismatch exits with status 1.
+    Example: newsflow migrate --from ~/.local/share/newsflow/newsflow.duckdb
+    """
+    from newsflow.warehouse.lakehouse import Warehouse
+    from newsflow.warehouse.schema import applied_versions
+    from newsflow.warehouse.upgrade import upgrade_file
+
+    warehouse = Warehouse.open(load_settings(db=db))
+    if old_file is None:
+        with warehouse.write() as con:
+            version = max(applied_versions(con))
+        click.echo(f"warehouse {warehouse.spec.describe()} is at schema version {version}")
+        return
+    report = upgrade_file(old_file, warehouse)
+    click.echo(f"{'table':<20}{'file rows':>12}{'lake rows':>12}")
+    for table, count in report.file_counts.items():
+        click.echo(f"{table:<20}{count:>12}{report.lake_counts[table]:>12}")
+    click.echo(f"integrity: file {report.file_problems or 'clean'}, lake {report.lake_problems or 'clean'}")
+    if not report.ok:
+        raise NewsflowError(f"upgrade of {old_file} did not copy every row intact: see the table above")
+    click.echo(f"upgraded {old_file} into {warehouse.spec.describe()}")
 
 
 def _quiet_prefect(verbose: bool) -> None:
@@ -270,13 +308,10 @@ def sql(query: str, db: Path | None, params: tuple[tuple[str, str], ...], fmt: s
     from newsflow.warehouse.query import parse_parameter, run_query
 
     settings = load_settings(db=db)
-    result = run_query(
-        settings.db,
-        query,
-        {name: parse_parameter(value) for name, value in params},
-        unsafe=unsafe,
-        lock_timeout=settings.lock_timeout,
-    )
+    from newsflow.warehouse.lakehouse import Warehouse
+
+    parameters = {name: parse_parameter(value) for name, value in params}
+    result = run_query(Warehouse.open(settings), query, parameters, unsafe=unsafe)
     click.echo(render_rows(result.columns, result.rows, fmt))
 
 
@@ -312,11 +347,11 @@ def stories_command(since: str, min_outlets: int, limit: int, db: Path | None, f
     from newsflow.display import render_rows
     from newsflow.tasks.http import utcnow
     from newsflow.warehouse import stories as stories_table
-    from newsflow.warehouse.connection import writer
+    from newsflow.warehouse.lakehouse import Warehouse
 
     settings = existing_warehouse(db)
     since_at = parse_since(since, utcnow())
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).read() as con:
         rows = stories_table.list_stories(con, since=since_at, min_outlets=min_outlets, limit=limit)
     columns = ["story_id", "articles", "outlets", "first_at", "last_at", "headline", "sites"]
     if fmt == "table":  # narrow terminals: short times, the span's end only
@@ -326,12 +361,16 @@ def stories_command(since: str, min_outlets: int, limit: int, db: Path | None, f
 
 
 def existing_warehouse(db: Path | None) -> Settings:
-    """Settings whose warehouse file exists: commands that only show data do not create one."""
+    """Settings of a warehouse that exists: commands that only show data do not create one."""
     from newsflow.errors import WarehouseError
+    from newsflow.warehouse.lakehouse import Warehouse
 
     settings = load_settings(db=db)
-    if not settings.db.exists():
-        raise WarehouseError(f"no warehouse at {settings.db}: run `newsflow ingest` first or pass --db")
+    warehouse = Warehouse.open(settings)
+    if not warehouse.exists():
+        raise WarehouseError(
+            f"no warehouse at {warehouse.spec.describe()}: run `newsflow ingest` first or pass --db"
+        )
     return settings
 
 
@@ -366,10 +405,10 @@ def story_command(story_id: str, db: Path | None, fmt: str) -> None:
     """
     from newsflow.display import render_rows
     from newsflow.warehouse import stories as stories_table
-    from newsflow.warehouse.connection import writer
+    from newsflow.warehouse.lakehouse import Warehouse
 
     settings = existing_warehouse(db)
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).read() as con:
         overview = stories_table.story_overview(con, story_id)
         members = stories_table.story_members(con, story_id)
     if overview is None:
@@ -460,14 +499,14 @@ def regroup_command(since: datetime, until: datetime, db: Path | None) -> None:
 
     from newsflow.tasks.grouping import regroup
     from newsflow.tasks.http import utcnow
-    from newsflow.warehouse.connection import writer
+    from newsflow.warehouse.lakehouse import Warehouse
 
     if until < since:
         raise click.BadParameter("--until is before --since", param_hint="--until")
     settings = load_settings(db=db)
     start = since.replace(tzinfo=UTC)
     end = until.replace(tzinfo=UTC) + timedelta(days=1)
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).write() as con:
         outcome = regroup(con, start, end, utcnow(), settings.batch_size)
     click.echo(
         f"regrouped {outcome.articles} articles: {outcome.stories_before} stories taken apart, "
@@ -495,10 +534,10 @@ def feeds_list(db: Path | None, fmt: str) -> None:
     """Show every registered feed with its polling state."""
     from newsflow.display import render_rows
     from newsflow.warehouse import feeds as feeds_table
-    from newsflow.warehouse.connection import writer
+    from newsflow.warehouse.lakehouse import Warehouse
 
     settings = load_settings(db=db)
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).read() as con:
         rows = feeds_table.list_feeds(con)
     columns = ["url", "name", "tags", "state", "last_success_at", "error_streak", "poll_interval_s",
                "next_poll_at", "last_error"]  # fmt: skip
@@ -554,10 +593,10 @@ def feeds_resume(url: str, db: Path | None) -> None:
 
 def _change_registered_feed(url: str, db: Path | None, change: Any) -> None:
     """Apply ``change(con, url)`` in one transaction; a URL that is not registered is an error."""
-    from newsflow.warehouse.connection import writer
+    from newsflow.warehouse.lakehouse import Warehouse
 
     settings = load_settings(db=db)
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).write() as con:
         if not change(con, url.strip()):
             raise NewsflowError(f"not registered: {url} (see `newsflow feeds list`)")
 
@@ -588,10 +627,10 @@ def feeds_export_opml(output: Path | None, db: Path | None) -> None:
     from newsflow.feedlist import to_opml
     from newsflow.records import FeedSpec
     from newsflow.warehouse import feeds as feeds_table
-    from newsflow.warehouse.connection import writer
+    from newsflow.warehouse.lakehouse import Warehouse
 
     settings = load_settings(db=db)
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).write() as con:
         rows = feeds_table.list_feeds(con)
     document = to_opml(FeedSpec(r["url"], r["name"], tuple(r["tags"] or ())) for r in rows)
     if output is None:
@@ -604,8 +643,8 @@ def feeds_export_opml(output: Path | None, db: Path | None) -> None:
 def _register(specs: list[Any], db: Path | None) -> int:
     from newsflow.tasks.http import utcnow
     from newsflow.warehouse import feeds as feeds_table
-    from newsflow.warehouse.connection import writer
+    from newsflow.warehouse.lakehouse import Warehouse
 
     settings = load_settings(db=db)
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).write() as con:
         return feeds_table.add_feeds(con, specs, utcnow())

@@ -14,9 +14,10 @@ from newsflow.errors import ConfigError
 
 
 def default_db_path() -> Path:
-    """``$XDG_DATA_HOME/newsflow/newsflow.duckdb`` (``~/.local/share/...`` when unset)."""
+    """``$XDG_DATA_HOME/newsflow/newsflow.ducklake`` (``~/.local/share/...`` when unset): the embedded
+    lake's SQLite catalog; its Parquet files go to ``newsflow.ducklake.files/`` beside it."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "newsflow" / "newsflow.duckdb"
+    return Path(base) / "newsflow" / "newsflow.ducklake"
 
 
 class Settings(BaseSettings):
@@ -24,7 +25,19 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="NEWSFLOW_", frozen=True, extra="forbid")
 
-    db: Path = Field(default_factory=default_db_path, description="DuckDB warehouse file")
+    db: Path = Field(
+        default_factory=default_db_path,
+        description="the embedded lake's SQLite catalog file (data beside it)",
+    )
+    warehouse: str | None = Field(
+        None, description="'ducklake:postgres:<libpq conninfo>' for a catalog several machines share"
+    )
+    data_path: str | None = Field(
+        None, description="the lake's Parquet folder or s3:// prefix [default: <db>.files/]"
+    )
+    snapshot_retention_days: float = Field(
+        7.0, ge=0, description="maintenance expires lake snapshots older than this (time travel reach)"
+    )
     allow_private_networks: bool = Field(
         False, description="fetch URLs whose host resolves to loopback/private/reserved addresses"
     )
@@ -48,7 +61,7 @@ class Settings(BaseSettings):
     extraction_runner: str = Field(
         "process", description="'process' or 'dask' or 'dask://HOST:PORT' (needs prefect-dask)"
     )
-    lock_timeout: float = Field(30.0, ge=0, description="seconds to wait for the warehouse lock")
+    lock_timeout: float = Field(30.0, ge=0, description="seconds to wait for the warehouse's write lock")
     run_lock_wait: float = Field(
         0.0, ge=0, description="seconds an ingest waits for another ingest on the same warehouse, then skips"
     )

@@ -28,7 +28,7 @@ from newsflow.tasks.http import utcnow
 from newsflow.tasks.storing import store
 from newsflow.tasks.urls import canonical_url, site_of
 from newsflow.warehouse import runs as runs_table
-from newsflow.warehouse.connection import writer
+from newsflow.warehouse.lakehouse import Warehouse
 
 _OPTIONAL_STRINGS = ("url", "title", "site", "author", "language")
 
@@ -164,7 +164,7 @@ def load_file(
     started = time.monotonic()
     run_id = str(uuid.uuid4())
     now = utcnow()
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).write() as con:
         runs_table.start_run(
             con, run_id=run_id, flow="load", flow_run_id=None, parameters={"file": str(path)}, now=now
         )
@@ -200,7 +200,7 @@ def load_file(
         raise
     finally:
         timings = {"total_s": round(time.monotonic() - started, 3)}
-        with writer(settings.db, settings.lock_timeout) as con:
+        with Warehouse.open(settings).write() as con:
             runs_table.finish_run(
                 con, run_id=run_id, status=status, counts=counts.as_dict(), timings=timings, error=error,
                 now=utcnow(),

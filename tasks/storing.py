@@ -1,6 +1,8 @@
 """Warehouse stages: plan which entries are new, store polls, store article batches with exact dedupe.
 
-Each task opens the DuckDB file only for its own short transaction, so readers get in between."""
+Each task takes one short session of the warehouse: reads see a snapshot; each write holds the lake's write
+lock for one transaction, so that what :func:`store` finds stored is what is stored when it commits (the
+lake has no UNIQUE: this is what keeps ``article_id`` unique with several writers)."""
 
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from newsflow.warehouse import articles as articles_table
 from newsflow.warehouse import backfills as backfills_table
 from newsflow.warehouse import feeds as feeds_table
 from newsflow.warehouse import runs as runs_table
-from newsflow.warehouse.connection import writer
+from newsflow.warehouse.lakehouse import Warehouse
 
 
 def plan(
@@ -52,7 +54,7 @@ def plan(
         url = canonical_url(entry.link)
         planned = PlannedEntry(entry, article_id(key, url), key, url)
         candidates.setdefault(planned.article_id, planned)
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).read() as con:
         stored = articles_table.existing_ids(con, list(candidates))
         fresh = [p for p in candidates.values() if p.article_id not in stored]
         urls = [p.url for p in fresh if p.url]
@@ -79,7 +81,7 @@ def store(articles: list[Article], settings: Settings, run_id: str | None) -> St
     """Store one batch in one transaction: exact duplicates, near-duplicates and stories (see
     :mod:`newsflow.tasks.grouping`). Re-storing a batch adds nothing."""
     now = utcnow()
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).write() as con:
         stored_ids = articles_table.existing_ids(con, [a.article_id for a in articles])
         stored = articles_table.matching_keys(
             con,
@@ -161,7 +163,7 @@ def store_polls(
         else poll
         for poll in polls
     ]
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).write() as con:
         runs_table.record_polls(con, run_id, polls, new_entries)
         feeds_table.update_feed_states(con, feed_updates, schedules)
 
@@ -169,7 +171,7 @@ def store_polls(
 @task(name="save-validators", cache_policy=NO_CACHE)
 def save_validators(polls: list[PollResult], settings: Settings) -> None:
     """Prefect task: store the ETag / Last-Modified of these polls, once their entries are stored."""
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).write() as con:
         feeds_table.save_validators(con, polls)
 
 
@@ -178,7 +180,7 @@ def start_run(
     settings: Settings, run_id: str, flow: str, flow_run_id: str | None, parameters: Mapping[str, Any]
 ) -> None:
     """Prefect task: open the run's row."""
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).write() as con:
         runs_table.start_run(
             con, run_id=run_id, flow=flow, flow_run_id=flow_run_id, parameters=parameters, now=utcnow()
         )
@@ -194,7 +196,7 @@ def finish_run(
     error: str | None,
 ) -> None:
     """Prefect task: close the run's row with its counts."""
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).write() as con:
         runs_table.finish_run(
             con, run_id=run_id, status=status, counts=counts, timings=timings, error=error, now=utcnow()
         )
@@ -203,14 +205,14 @@ def finish_run(
 @task(name="load-stored-pages", cache_policy=NO_CACHE)
 def load_stored_pages(settings: Settings, start: datetime, end: datetime) -> list[FetchedPage]:
     """Prefect task: the raw pages of articles published in [start, end), for re-extraction offline."""
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).read() as con:
         return articles_table.stored_pages_between(con, start, end)
 
 
 @task(name="update-articles", cache_policy=NO_CACHE)
 def update_articles(articles: list[Article], settings: Settings) -> int:
     """Prefect task: overwrite re-extracted fields of stored articles, in one transaction."""
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).write() as con:
         return articles_table.update_extractions(con, articles)
 
 
@@ -219,7 +221,7 @@ def record_backfill_chunks(
     settings: Settings, backfill_id: str, chunks: list[tuple[date, date]], parameters: Mapping[str, Any]
 ) -> set[date]:
     """Prefect task: register a backfill's chunks (once) and return the start dates of those done."""
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).write() as con:
         backfills_table.ensure_chunks(con, backfill_id, chunks, parameters, utcnow())
         return backfills_table.done_chunks(con, backfill_id)
 
@@ -227,7 +229,7 @@ def record_backfill_chunks(
 @task(name="finish-idle-backfill-chunks", cache_policy=NO_CACHE)
 def finish_backfill_chunks(settings: Settings, backfill_id: str, chunk_starts: list[date]) -> None:
     """Prefect task: mark chunks that had nothing to do as done, in one transaction."""
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).write() as con:
         for start in chunk_starts:
             backfills_table.finish_chunk(con, backfill_id, start, entries=0, articles=0, now=utcnow())
 
@@ -236,7 +238,7 @@ def finish_backfill_chunks(settings: Settings, backfill_id: str, chunk_starts: l
 def stored_page_days(settings: Settings, chunks: list[tuple[date, date]]) -> set[date]:
     """Prefect task: the UTC days within these chunks on which stored articles with raw pages were
     published."""
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).read() as con:
         return articles_table.stored_page_days(con, chunks[0][0], chunks[-1][1])
 
 
@@ -245,7 +247,7 @@ def finish_backfill_chunk(
     settings: Settings, backfill_id: str, chunk_start: date, entries: int, articles: int
 ) -> None:
     """Prefect task: mark one chunk of a backfill done."""
-    with writer(settings.db, settings.lock_timeout) as con:
+    with Warehouse.open(settings).write() as con:
         backfills_table.finish_chunk(
             con, backfill_id, chunk_start, entries=entries, articles=articles, now=utcnow()
         )

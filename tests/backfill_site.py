@@ -130,7 +130,7 @@ def register(db: Path, site: LoopbackSite) -> None:
     from newsflow.records import FeedSpec
     from newsflow.tasks.http import utcnow
     from newsflow.warehouse import feeds as feeds_table
-    from newsflow.warehouse.connection import writer
+    from tests.lake import writer
 
     with writer(db) as con:
         feeds_table.add_feeds(

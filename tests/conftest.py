@@ -95,8 +95,8 @@ def prefect_harness() -> Iterator[str]:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
-    """Path of a fresh warehouse file in a tmp dir."""
-    return tmp_path / "warehouse.duckdb"
+    """Path of a fresh lake catalog in a tmp dir (its data folder goes beside it)."""
+    return tmp_path / "warehouse.ducklake"
 
 
 @pytest.fixture

@@ -14,12 +14,14 @@ from typing import Any
 
 import duckdb
 
+from newsflow.errors import WarehouseError
 from tests.backfill_site import SINCE, UNTIL, BackfillSite, register
 from tests.conftest import REPO
+from tests.lake import reader, writer
 
 
 def stored_urls(db: Path) -> list[str]:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with reader(db) as con:
         return [row[0] for row in con.execute("SELECT url FROM articles ORDER BY url").fetchall()]
 
 
@@ -54,7 +56,7 @@ def test_backfill_from_the_warehouse_reextracts_offline(
 
     register(db, backfill_site.site)
     backfill(since=SINCE, until=UNTIL, db=str(db), allow_private_networks=True)
-    with duckdb.connect(str(db)) as con:
+    with writer(db) as con:
         # Five articles "published" inside a new window, three outside it.
         con.execute("UPDATE articles SET text = 'stale', word_count = 1, published_at = '2024-01-02 12:00Z'")
         con.execute(
@@ -69,7 +71,7 @@ def test_backfill_from_the_warehouse_reextracts_offline(
     assert summary["reextracted"] == 5
     assert (summary["chunks_total"], summary["chunks_done"]) == (5, 5)
     assert backfill_site.site.requests() == []  # no network at all
-    with duckdb.connect(str(db), read_only=True) as con:
+    with reader(db) as con:
         stale = con.execute("SELECT count(*) FROM articles WHERE text = 'stale'").fetchall()
         rich = con.execute(
             "SELECT count(*) FROM articles WHERE text <> 'stale' AND word_count >= 50"
@@ -100,22 +102,16 @@ def test_killed_backfill_resumes_with_no_duplicates(
 
 def wait_for_a_done_chunk(db: Path, process: subprocess.Popen[bytes], timeout: float = 120) -> int:
     """Poll the warehouse (between the backfill's writes) until a chunk is done; return how many are."""
-    from newsflow.warehouse.connection import connect
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
         if db.exists():
             try:
-                con = connect(db, read_only=True, lock_timeout=0)
-            except Exception:  # noqa: BLE001 - locked by the writer right now, or not migrated yet
-                time.sleep(0.05)
-                continue
-            try:
-                rows = con.execute("SELECT count(*) FROM backfill_chunks WHERE status = 'done'").fetchall()
-            except duckdb.CatalogException:
+                with reader(db) as con:
+                    rows = con.execute(
+                        "SELECT count(*) FROM backfill_chunks WHERE status = 'done'"
+                    ).fetchall()
+            except (duckdb.Error, WarehouseError):  # the lake is being created, or not migrated yet
                 rows = [(0,)]
-            finally:
-                con.close()
             if rows[0][0] >= 1:
                 return int(rows[0][0])
         time.sleep(0.05)

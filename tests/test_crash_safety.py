@@ -58,16 +58,12 @@ def ingest_command(feeds_file: Path, db: Path) -> list[str]:
 
 
 def check_warehouse(db: Path) -> set[str]:
-    """Open the warehouse read-write (replaying its WAL), check it, return the stored guids."""
-    from newsflow.warehouse.connection import connect
+    """Check the warehouse's integrity, return the stored guids."""
     from newsflow.warehouse.integrity import integrity_check
 
-    con = connect(db, lock_timeout=10)
-    try:
+    with reader(db) as con:
         assert integrity_check(con) == []
         rows = con.execute("SELECT guid FROM articles").fetchall()
-    finally:
-        con.close()
     guids = [r[0] for r in rows]
     assert len(guids) == len(set(guids))
     return set(guids)
@@ -77,7 +73,7 @@ def test_killed_ingests_lose_and_duplicate_nothing(
     site: LoopbackSite, prefect_harness: str, tmp_path: Path
 ) -> None:
     feeds_file, served = served_feeds(site, "crash", 20, tmp_path)
-    db = tmp_path / "crash.duckdb"
+    db = tmp_path / "crash.ducklake"
     env = environment(prefect_harness)
     rng = random.Random(SEED)
     stored: set[str] = set()
@@ -144,7 +140,7 @@ def percentile(values: list[float], share: float) -> float:
 
 def test_sql_hammered_during_an_ingest(site: LoopbackSite, prefect_harness: str, tmp_path: Path) -> None:
     feeds_file, served = served_feeds(site, "hammer", 65, tmp_path)
-    db = tmp_path / "hammer.duckdb"
+    db = tmp_path / "hammer.ducklake"
     env = environment(prefect_harness) | {"NEWSFLOW_LOCK_TIMEOUT": "10"}
     # The warehouse exists before the hammer starts, so every failure can only be the lock.
     subprocess.run([NEWSFLOW, "feeds", "list", "--db", str(db)], env=env, check=True, capture_output=True)
@@ -209,21 +205,22 @@ def test_sql_refuses_writes_files_and_extensions(query: str, message: str, tmp_p
     from click.testing import CliRunner
 
     from newsflow.cli import main
-    from newsflow.warehouse.connection import writer
+    from tests.lake import writer
 
-    db = tmp_path / "w.duckdb"
+    db = tmp_path / "w.ducklake"
     with writer(db):
         pass
+    before = sorted(p.name for p in tmp_path.iterdir())
     result = CliRunner().invoke(main, ["sql", query.format(tmp=tmp_path), "--db", str(db)])
     assert result.exit_code == 1, result.stdout
     assert result.stderr.startswith("Error: ") and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.duckdb"]  # no file was written
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no file was written
 
 
 def test_two_ingests_started_at_once(site: LoopbackSite, prefect_harness: str, tmp_path: Path) -> None:
     feeds_file, guids = served_feeds(site, "twice", 60, tmp_path)
-    db = tmp_path / "twice.duckdb"
+    db = tmp_path / "twice.ducklake"
     env = environment(prefect_harness)
     both = [
         subprocess.Popen(ingest_command(feeds_file, db), env=env, cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -246,7 +243,7 @@ def test_backfill_during_an_ingest(
     from tests.backfill_site import SINCE, UNTIL, register
 
     feeds_file, guids = served_feeds(site, "beside", 30, tmp_path)
-    db = tmp_path / "beside.duckdb"
+    db = tmp_path / "beside.ducklake"
     register(db, backfill_site.site)
     env = environment(prefect_harness)
     backfill = [NEWSFLOW, "backfill", "--since", str(SINCE), "--until", str(UNTIL), "--db", str(db),
@@ -260,15 +257,11 @@ def test_backfill_during_an_ingest(
     assert (ingest.returncode, filling.returncode) == (0, 0)
     assert json.loads(ingest_out)["articles_stored"] == len(guids)
     assert json.loads(fill_out)["chunks_done"] == 3
-    from newsflow.warehouse.connection import connect
     from newsflow.warehouse.integrity import integrity_check
 
-    con = connect(db, lock_timeout=10)
-    try:
+    with reader(db) as con:
         assert integrity_check(con) == []
         rows = con.execute("SELECT guid, url FROM articles WHERE duplicate_of IS NULL").fetchall()
-    finally:
-        con.close()
     urls = [url for _, url in rows]
     assert len(urls) == len(set(urls))  # no article stored twice
     assert guids <= {guid for guid, _ in rows}

@@ -20,7 +20,6 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 # Imported at collection: trafilatura's first import warns about urllib3's SOCKS support, and warnings are
@@ -29,6 +28,7 @@ from newsflow.flows.ingest import ingest
 from tests.conftest import REPO, LoopbackSite, shared
 from tests.feedbuild import Item, benchmark_pages, write_feed
 from tests.hostile_site import FEED_CASES, PAGE_CASES
+from tests.lake import reader
 
 GOOD_FEEDS = 2
 PAGES_PER_GOOD_FEED = 6
@@ -87,7 +87,7 @@ def free_port() -> int:
 
 
 def query(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with reader(db) as con:
         return con.execute(sql, params or []).fetchall()
 
 
@@ -315,7 +315,7 @@ def test_sample_of_shared_feeds_through_a_real_ingest(
         urls.append(site.url(f"/site/shared-sample/{target.name.removesuffix('.gz')}"))
     feeds_file = tmp_path / "feeds.toml"
     feeds_file.write_text("".join(f'[[feeds]]\nurl = "{url}"\n\n' for url in urls))
-    db = tmp_path / "sample.duckdb"
+    db = tmp_path / "sample.ducklake"
     summary = ingest(feeds_file=str(feeds_file), db=str(db), allow_private_networks=True, batch_size=200)
     print(
         f"\nshared sample through ingest: {summary['feeds_ok']} of {SAMPLE_THROUGH_INGEST} feeds ok, "

@@ -10,11 +10,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from tests.conftest import LoopbackSite, shared
 from tests.feedbuild import Item, benchmark_pages, write_feed
+from tests.lake import reader
 
 PAGES_PER_FEED = 10
 
@@ -120,7 +120,7 @@ def monkeypatch_module() -> Any:
 
 
 def query(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with reader(db) as con:
         return con.execute(sql, params or []).fetchall()
 
 

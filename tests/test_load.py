@@ -7,11 +7,11 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import duckdb
 import pytest
 from click.testing import CliRunner
 
 from newsflow.cli import main
+from tests.lake import reader, writer
 from tests.test_stories import STORY, _amazon
 
 
@@ -38,7 +38,7 @@ def _amazon_jsonl(path: Path) -> Path:
 
 
 def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with reader(db) as con:
         return con.execute(sql).fetchall()
 
 
@@ -177,7 +177,7 @@ def test_regroup_signs_articles_stored_without_a_signature(amazon_db: Path) -> N
     """Articles from before near-duplicates existed get their MinHash rows back from a regroup."""
     signed = _rows(amazon_db, "SELECT article_id, signature, root FROM minhash_signatures ORDER BY 1")
     assert signed, "the Amazon-Anthropic set has articles long enough for a signature"
-    with duckdb.connect(str(amazon_db)) as con:
+    with writer(amazon_db) as con:
         con.execute("DELETE FROM minhash_signatures")
         con.execute("DELETE FROM lsh_bands")
     result = CliRunner().invoke(

@@ -14,7 +14,7 @@ from newsflow.errors import RunLockedError
 from newsflow.records import FeedEntry, FeedState, PollResult, PollStatus
 from newsflow.settings import Settings, load_settings
 from newsflow.tasks.schedule import next_schedule, publishing_gap
-from newsflow.warehouse.lock import run_lock
+from tests.lake import warehouse
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 FEED = "https://feed.example/rss"
@@ -85,7 +85,8 @@ def test_retry_after_pushes_the_next_poll_back(policy: Settings) -> None:
 
 
 def test_run_lock_excludes_a_second_holder_and_names_it(tmp_path: Path) -> None:
-    db = tmp_path / "w.duckdb"
+    db = tmp_path / "w.ducklake"
+    lake = warehouse(db)
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -93,8 +94,8 @@ def test_run_lock_excludes_a_second_holder_and_names_it(tmp_path: Path) -> None:
             textwrap.dedent(f"""
             import time
             from pathlib import Path
-            from newsflow.warehouse.lock import run_lock
-            with run_lock(Path({str(db)!r}), "ingest"):
+            from tests.lake import warehouse
+            with warehouse(Path({str(db)!r})).run_lock("ingest"):
                 print("held", flush=True)
                 time.sleep(30)
         """),
@@ -105,12 +106,12 @@ def test_run_lock_excludes_a_second_holder_and_names_it(tmp_path: Path) -> None:
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         with pytest.raises(RunLockedError, match=f"another ingest is running on .* \\(PID {holder.pid}\\)"):
-            with run_lock(db, "ingest", wait=0.3):
+            with lake.run_lock("ingest", wait=0.3):
                 pass
-        with run_lock(db, "backfill"):  # another kind of run is not excluded
+        with lake.run_lock("backfill"):  # another kind of run is not excluded
             pass
     finally:
         holder.kill()
         holder.wait()
-    with run_lock(db, "ingest"):  # released by the kernel when its holder died
+    with lake.run_lock("ingest"):  # released by the kernel when its holder died
         pass

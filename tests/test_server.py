@@ -38,7 +38,7 @@ def test_every_prefect_yaml_entrypoint_resolves_to_a_flow() -> None:
 
 def test_serve_without_a_server_says_how_to_start_one(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    result = subprocess.run([str(BIN / "newsflow"), "serve", "--db", str(tmp_path / "w.duckdb")],
+    result = subprocess.run([str(BIN / "newsflow"), "serve", "--db", str(tmp_path / "w.ducklake")],
                             env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 1
     assert "prefect server start" in result.stderr and "PREFECT_API_URL" in result.stderr
@@ -106,12 +106,12 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
 def runs(db: Path, flow: str) -> list[dict[str, Any]]:
     """Finished runs of ``flow`` in the warehouse, oldest first (read between the writers' transactions)."""
     from newsflow.errors import WarehouseError
-    from newsflow.warehouse.connection import connect
+    from tests.lake import warehouse
 
     if not db.exists():
         return []
     try:
-        con = connect(db, read_only=True, lock_timeout=2)
+        con = warehouse(db).connect()
     except WarehouseError:
         return []
     try:
@@ -132,7 +132,7 @@ def test_scheduled_ingests_and_a_triggered_backfill(
     site: LoopbackSite,
     tmp_path: Path,
 ) -> None:
-    db = tmp_path / "served.duckdb"
+    db = tmp_path / "served.ducklake"
     write_feed(site.root / "served" / "feed.xml", "Served",
                [Item("Hello", site.url("/site/served/hello.html"), guid="served-1")])  # fmt: skip
     (site.root / "served" / "hello.html").write_text(
@@ -174,9 +174,9 @@ def test_scheduled_ingests_and_a_triggered_backfill(
         stop(serving)
         serve_log.close()
     assert serving.returncode is not None
-    from newsflow.warehouse.connection import connect
+    from tests.lake import warehouse
 
-    con = connect(db, read_only=True)
+    con = warehouse(db).connect()
     try:
         urls = {row[0] for row in con.execute("SELECT url FROM articles").fetchall()}
     finally:

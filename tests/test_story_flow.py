@@ -5,10 +5,9 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-import duckdb
-
 from tests.conftest import LoopbackSite
 from tests.feedbuild import Item, write_feed
+from tests.lake import reader
 from tests.test_stories import STORY, _amazon
 
 
@@ -53,7 +52,7 @@ def test_new_coverage_in_a_second_ingest_joins_the_stored_story(
     feed([*story, *others])
     second = ingest(feeds_file=str(feeds), db=str(db), allow_private_networks=True, extraction_workers=1)
     assert second["articles_stored"] == 1
-    with duckdb.connect(str(db), read_only=True) as con:
+    with reader(db) as con:
         rows = con.execute("SELECT guid, story_id, run_id FROM articles").fetchall()
         decisions = dict(
             con.execute(

@@ -11,8 +11,9 @@ import pytest
 
 from newsflow.records import BandRow, DocFreqRow, SignatureRow, StoredStory, StoryAssignment, StoryRow
 from newsflow.warehouse import stories as stories_table
-from newsflow.warehouse.connection import connect, writer
 from newsflow.warehouse.schema import migrate
+from newsflow.warehouse.upgrade import upgrade_file
+from tests.lake import warehouse, writer
 
 T0 = datetime(2023, 9, 25, 12, tzinfo=UTC)
 
@@ -56,14 +57,15 @@ def test_band_join_finds_only_articles_sharing_a_bucket_within_the_window(
 
 
 def test_migration_0004_keeps_grouping_state_and_times_it(tmp_path: Path) -> None:
-    """A warehouse grouped before 0004 keeps every signature, band and centroid row, now timed."""
+    """A file grouped before 0004 keeps every signature, band and centroid row, timed, into the lake."""
     path = tmp_path / "old.duckdb"
-    with connect(path) as old:
-        migrate(old, upto=3)
+    legacy = "newsflow.warehouse.legacy_migrations"
+    with duckdb.connect(str(path)) as old:
+        migrate(old, upto=3, package=legacy)
         old.execute(
             "INSERT INTO articles (article_id, text, word_count, content_source, first_seen_at,"
-            " published_at, duplicate_of)"
-            " VALUES ('a', 't', 1, 'loaded', ?, ?, NULL), ('b', 't', 1, 'loaded', ?, NULL, 'a')",
+            " published_at, duplicate_of, dup_reason)"
+            " VALUES ('a', 't', 1, 'loaded', ?, ?, NULL, NULL), ('b', 't', 1, 'loaded', ?, NULL, 'a', 'guid')",
             [T0, T0 - timedelta(days=1), T0],
         )
         old.execute("INSERT INTO minhash_signatures VALUES ('a', '\\x01'::BLOB), ('b', '\\x02'::BLOB)")
@@ -72,11 +74,14 @@ def test_migration_0004_keeps_grouping_state_and_times_it(tmp_path: Path) -> Non
             "INSERT INTO stories VALUES ('s', 'h', NULL, ?, ?, 2, ['x'], 0.5, 1.0, 0.0, ?)", [T0, T0, T0]
         )
         old.execute("INSERT INTO story_terms VALUES ('s', 't', 'anthropic', 1.0)")
-        assert migrate(old) == [4]
+        assert migrate(old, package=legacy) == [4]
         assert old.execute("SELECT story_id, term, last_at FROM story_terms").fetchall() == [
             ("s", "anthropic", T0)
         ]
-    with writer(path) as con:
+    lake = tmp_path / "new.ducklake"
+    report = upgrade_file(path, warehouse(lake))
+    assert report.ok and report.lake_problems == [] and report.lake_counts['minhash_signatures'] == 2
+    with writer(lake) as con:
         found = stories_table.candidate_signatures(con, [(0, 7)], T0 - timedelta(days=2), T0)
         assert [(s.article_id, s.root) for s in found] == [("a", "a"), ("b", "a")]
 

@@ -1,4 +1,5 @@
-"""The warehouse on real DuckDB files: migrations, idempotent batched writes, lock handling."""
+"""The warehouse on a real lake (SQLite catalog + Parquet files): migrations, idempotent batched writes, the
+write lock, legacy files refused with a way out."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from newsflow.errors import WarehouseError, WarehouseLockedError
+from newsflow.errors import ConfigError, WarehouseError, WarehouseLockedError
 from newsflow.records import Article, ContentSource, DuplicateMark
 from newsflow.warehouse import articles
-from newsflow.warehouse.connection import connect, describe_lock_holder, writer
-from newsflow.warehouse.schema import migrate, migrations
+from newsflow.warehouse.schema import LAKE_BASELINE, migrate, migrations
+from tests.lake import warehouse, writer
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -53,22 +54,36 @@ def article(article_id: str, **fields: object) -> Article:
 
 def test_migrations_are_numbered_recorded_and_applied_once(db: Path) -> None:
     versions = [v for v, _, _ in migrations()]
-    assert versions == sorted(set(versions)) and versions[0] == 1
-    con = duckdb.connect(str(db))
-    assert migrate(con) == versions
-    assert migrate(con) == []
-    recorded = [r[0] for r in con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()]
-    assert recorded == versions
-    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    assert {"feeds", "polls", "articles", "raw_pages", "runs", "schema_migrations"} <= tables
+    assert versions == sorted(set(versions)) and versions[0] == LAKE_BASELINE
+    with writer(db) as con:  # the first write session creates the lake and migrates it
+        recorded = [r[0] for r in con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()]
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert recorded == list(range(1, versions[-1] + 1))  # file versions 1-4 folded into the lake baseline
+    assert {"feeds", "polls", "articles", "raw_pages", "runs", "stories", "schema_migrations"} <= tables
+    assert (db.with_name(db.name + ".files")).is_dir()  # the data folder beside the catalog
+    with writer(db) as con:
+        assert migrate(con) == []
 
 
 def test_newer_schema_is_refused(db: Path) -> None:
-    con = duckdb.connect(str(db))
-    migrate(con)
-    con.execute("INSERT INTO schema_migrations VALUES (999, 'future', now())")
-    with pytest.raises(WarehouseError, match="newer than this newsflow"):
+    with writer(db) as con:
+        con.execute("INSERT INTO schema_migrations VALUES (999, 'future', now())")
+    with writer(db) as con, pytest.raises(WarehouseError, match="newer than this newsflow"):
         migrate(con)
+
+
+def test_a_pre_lake_duckdb_file_is_refused_with_the_upgrade_command(tmp_path: Path) -> None:
+    old = tmp_path / "news.duckdb"
+    duckdb.connect(str(old)).close()
+    with pytest.raises(ConfigError, match=r"newsflow migrate --from .*news\.duckdb"):
+        warehouse(old)
+
+
+def test_reading_a_lake_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "none.ducklake"
+    with pytest.raises(WarehouseError, match="no warehouse at"), warehouse(missing).read():
+        pass
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_insert_is_idempotent_and_keeps_raw_pages(db: Path) -> None:
@@ -118,7 +133,7 @@ def test_matching_keys_finds_each_kind(db: Path) -> None:
     assert {(k.article_id, k.root) for k in found} == {("a1", "a1"), ("a2", "a1")}
 
 
-def test_lock_wait_gives_up_naming_the_holder(db: Path) -> None:
+def test_write_lock_wait_gives_up_naming_the_holder(db: Path) -> None:
     with writer(db):
         pass
     holder = subprocess.Popen(
@@ -126,24 +141,27 @@ def test_lock_wait_gives_up_naming_the_holder(db: Path) -> None:
             sys.executable,
             "-c",
             textwrap.dedent(f"""
-            import duckdb, time
-            con = duckdb.connect({str(db)!r})
-            print("locked", flush=True)
-            time.sleep(30)
+            import time
+            from pathlib import Path
+            from tests.lake import writer
+            with writer(Path({str(db)!r})):
+                print("locked", flush=True)
+                time.sleep(30)
         """),
         ],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=Path(__file__).resolve().parent.parent,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        with pytest.raises(WarehouseLockedError, match=f"locked by PID {holder.pid} .*gave up after 0.3 s"):
-            connect(db, lock_timeout=0.3)
+        with pytest.raises(WarehouseLockedError, match=f"held by PID {holder.pid}; gave up after 0.3 s"):
+            with warehouse(db, lock_timeout=0.3).write():
+                pass
+        with warehouse(db).read() as con:  # readers never wait for the writer
+            assert con.execute("SELECT count(*) FROM articles").fetchall() == [(0,)]
     finally:
         holder.kill()
         holder.wait()
-    connect(db, lock_timeout=5).close()  # free again once the holder is gone
-
-
-def test_lock_holder_description_without_pid() -> None:
-    assert describe_lock_holder("some other IO error") == "another process"
+    with warehouse(db, lock_timeout=5).write():  # free again once the holder is gone
+        pass

@@ -110,18 +110,19 @@ def insert_articles(
     Returns the number inserted."""
     if not articles:
         return 0
-    before = _count(con, "articles")
     stories = story_ids or {}
-    rows = [
-        _article_row(a, marks.get(a.article_id), run_id, now, stories.get(a.article_id)) for a in articles
-    ]
-    batch = pa.Table.from_pylist(rows, schema=ARTICLE_SCHEMA)
-    con.register("article_batch", batch)
+    seen = existing_ids(con, [a.article_id for a in articles])
+    fresh = []
+    for article in articles:  # the first row of an id repeated in the batch wins, as ON CONFLICT did
+        if article.article_id not in seen:
+            seen.add(article.article_id)
+            fresh.append(article)
+    if not fresh:
+        return 0
+    rows = [_article_row(a, marks.get(a.article_id), run_id, now, stories.get(a.article_id)) for a in fresh]
+    con.register("article_batch", pa.Table.from_pylist(rows, schema=ARTICLE_SCHEMA))
     try:
-        con.execute(
-            f"INSERT INTO articles ({_ARTICLE_COLUMNS}) SELECT {_ARTICLE_COLUMNS} FROM article_batch"
-            " ON CONFLICT DO NOTHING"
-        )
+        con.execute(f"INSERT INTO articles ({_ARTICLE_COLUMNS}) SELECT {_ARTICLE_COLUMNS} FROM article_batch")
     finally:
         con.unregister("article_batch")
     pages = [
@@ -134,21 +135,18 @@ def insert_articles(
             "size_bytes": len(a.raw_html_zstd or b""),
             "html_zstd": a.raw_html_zstd,
         }
-        for a in articles
+        for a in fresh
         if a.raw_html_zstd
     ]
     if pages:
         con.register("page_batch", pa.Table.from_pylist(pages, schema=RAW_PAGE_SCHEMA))
         try:
-            con.execute("INSERT INTO raw_pages SELECT * FROM page_batch ON CONFLICT DO NOTHING")
+            con.execute(
+                "INSERT INTO raw_pages SELECT * FROM page_batch ANTI JOIN raw_pages USING (article_id)"
+            )
         finally:
             con.unregister("page_batch")
-    return _count(con, "articles") - before
-
-
-def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()  # table is a fixed name
-    return int(rows[0][0])
+    return len(fresh)
 
 
 def _article_row(
@@ -252,10 +250,17 @@ def update_extractions(con: duckdb.DuckDBPyConnection, articles: Sequence[Articl
     con.register("reextracted", pa.Table.from_pylist(rows, schema=ARTICLE_SCHEMA))
     try:
         assignments = ", ".join(f"{column} = r.{column}" for column in _REEXTRACTED)  # fixed names
-        updated = con.execute(
-            f"UPDATE articles SET {assignments} FROM reextracted r"
-            " WHERE articles.article_id = r.article_id RETURNING articles.article_id"
-        ).fetchall()
+        updated = affected(
+            con,
+            f"UPDATE articles SET {assignments} FROM reextracted r WHERE articles.article_id = r.article_id",
+        )
     finally:
         con.unregister("reextracted")
-    return len(updated)
+    return updated
+
+
+def affected(con: duckdb.DuckDBPyConnection, sql: str, parameters: Sequence[object] = ()) -> int:
+    """Run an UPDATE or DELETE and return how many rows it changed (DuckLake has no RETURNING for them;
+    DuckDB answers with the count)."""
+    rows = con.execute(sql, list(parameters)).fetchall()
+    return int(rows[0][0]) if rows else 0

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 
 def ensure_chunks(
@@ -18,11 +19,22 @@ def ensure_chunks(
     now: datetime,
 ) -> None:
     """Record the chunks of a backfill as pending unless they are recorded already."""
-    con.executemany(
-        "INSERT INTO backfill_chunks (backfill_id, chunk_start, chunk_end, status, parameters, updated_at)"
-        " VALUES (?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
-        [(backfill_id, start, end, json.dumps(parameters, default=str), now) for start, end in chunks],
+    if not chunks:
+        return
+    rows = pa.table(
+        {"chunk_start": [start for start, _ in chunks], "chunk_end": [end for _, end in chunks]},
+        schema=pa.schema([("chunk_start", pa.date32()), ("chunk_end", pa.date32())]),
     )
+    con.register("new_chunks", rows)
+    try:
+        con.execute(
+            "INSERT INTO backfill_chunks (backfill_id, chunk_start, chunk_end, status, parameters, updated_at)"
+            " SELECT $id, n.chunk_start, n.chunk_end, 'pending', $parameters, $now FROM new_chunks n"
+            " WHERE n.chunk_start NOT IN (SELECT chunk_start FROM backfill_chunks WHERE backfill_id = $id)",
+            {"id": backfill_id, "parameters": json.dumps(parameters, default=str), "now": now},
+        )
+    finally:
+        con.unregister("new_chunks")
 
 
 def done_chunks(con: duckdb.DuckDBPyConnection, backfill_id: str) -> set[date]:

@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 
 from newsflow.records import FeedSchedule, FeedSpec, FeedState, PollResult, PollStatus
+from newsflow.warehouse.articles import affected
 
 
 def add_feeds(con: duckdb.DuckDBPyConnection, feeds: Iterable[FeedSpec], now: datetime) -> int:
@@ -34,8 +35,7 @@ def add_feeds(con: duckdb.DuckDBPyConnection, feeds: Iterable[FeedSpec], now: da
 
 def remove_feed(con: duckdb.DuckDBPyConnection, url: str) -> bool:
     """Unregister a feed (its articles and poll history stay). Returns whether it was registered."""
-    rows = con.execute("DELETE FROM feeds WHERE url = ? RETURNING url", [url]).fetchall()
-    return bool(rows)
+    return affected(con, "DELETE FROM feeds WHERE url = ?", [url]) > 0
 
 
 def feed_states(
@@ -57,12 +57,11 @@ def feed_states(
 
 def resume_feed(con: duckdb.DuckDBPyConnection, url: str) -> bool:
     """Unpause a feed and make it due now. Returns whether it is registered."""
-    rows = con.execute(
+    sql = (
         "UPDATE feeds SET paused = false, paused_reason = NULL, error_streak = 0, next_poll_at = NULL"
-        " WHERE url = ? RETURNING url",
-        [url],
-    ).fetchall()
-    return bool(rows)
+        " WHERE url = ?"
+    )
+    return affected(con, sql, [url]) > 0
 
 
 def list_feeds(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
     problems = integrity_check(con)   # [] when the warehouse is sound
 
 Each check is one query counting the rows that break a rule; a full read of every table comes first, so
-DuckDB verifies the checksum of every block on the way.
+DuckDB reads every data file (and verifies a DuckDB file's block checksums) on the way.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ from __future__ import annotations
 import duckdb
 
 #: Tables read in full (fixed names, never user input).
-TABLES = ("schema_migrations", "feeds", "runs", "polls", "articles", "raw_pages", "backfill_chunks")
+TABLES = (
+    "schema_migrations", "feeds", "runs", "polls", "articles", "raw_pages", "backfill_chunks", "stories",
+    "story_terms", "term_stats", "story_decisions", "minhash_signatures", "lsh_bands",
+)  # fmt: skip
 
 #: Rule -> query counting the rows that break it.
 CHECKS: dict[str, str] = {
@@ -20,6 +23,15 @@ CHECKS: dict[str, str] = {
     "duplicate poll_id": "SELECT count(*) - count(DISTINCT poll_id) FROM polls",
     "duplicate run_id": "SELECT count(*) - count(DISTINCT run_id) FROM runs",
     "duplicate feed url": "SELECT count(*) - count(DISTINCT url) FROM feeds",
+    "duplicate story_id": "SELECT count(*) - count(DISTINCT story_id) FROM stories",
+    "duplicate story decision": "SELECT count(*) - count(DISTINCT article_id) FROM story_decisions",
+    "duplicate signature": "SELECT count(*) - count(DISTINCT article_id) FROM minhash_signatures",
+    "duplicate term_stats term": "SELECT count(*) - count(DISTINCT term) FROM term_stats",
+    "duplicate backfill chunk": """
+        SELECT count(*) - count(DISTINCT (backfill_id, chunk_start)) FROM backfill_chunks""",
+    "article in a story that does not exist": """
+        SELECT count(*) FROM articles a
+        WHERE a.story_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM stories s WHERE s.story_id = a.story_id)""",
     "duplicate_of points at no stored article": """
         SELECT count(*) FROM articles a
         WHERE a.duplicate_of IS NOT NULL
@@ -53,7 +65,12 @@ def integrity_check(con: duckdb.DuckDBPyConnection) -> list[str]:
     Raises:
         duckdb.Error: a table cannot be read (a corrupt block fails its checksum here).
     """
-    present = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    present = {
+        row[0]
+        for row in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()
+    }
     for table in TABLES:
         if table in present:
             con.execute(f"SELECT count(*), sum(hash(t)) FROM {table} AS t").fetchall()  # fixed name

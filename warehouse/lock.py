@@ -1,8 +1,11 @@
-"""Run locks: one ingest (or one backfill) at a time per warehouse file, across processes.
+"""Locks that live beside the catalog, so that every process (and, with Postgres, every machine) sees them.
 
-DuckDB already serialises writes, so two runs could not corrupt or duplicate rows; the run lock keeps
-them from doing the same work twice. It is an advisory ``flock`` on ``<db>.<name>.lock``, which the
-kernel releases when the holder dies, so a killed run never leaves a stale lock behind.
+- SQLite catalog (one machine): an advisory ``flock`` on a file next to the catalog.
+- Postgres catalog (many machines): a session-level advisory lock in the catalog database.
+
+Both are released when their holder dies (the kernel closes the file; the server drops the session), so a
+killed run never leaves a stale lock. Two uses: the lake's write lock (every write session) and run locks
+(one ingest of a feed selection, or one backfill, at a time).
 """
 
 from __future__ import annotations
@@ -10,43 +13,28 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from newsflow.errors import RunLockedError
+from newsflow.errors import WarehouseError
 
-_POLL_SECONDS = 0.2
+_FIRST_BACKOFF = 0.02
+_MAX_BACKOFF = 0.5
 
-
-def lock_path(db: Path, name: str) -> Path:
-    """The lock file of run kind ``name`` for warehouse ``db``."""
-    return db.with_name(f"{db.name}.{name}.lock")
+#: Builds the error raised when the wait is over, from a description of the holder.
+OnTimeout = Callable[[str], Exception]
 
 
 @contextmanager
-def run_lock(db: Path, name: str, wait: float = 0.0) -> Iterator[None]:
-    """Hold the ``name`` run lock of ``db``; wait up to ``wait`` seconds for it.
-
-    Raises:
-        RunLockedError: another process held it for longer than ``wait``; the message names it.
-    """
-    path = lock_path(db, name)
+def file_lock(path: Path, wait: float, on_timeout: OnTimeout) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path``, waiting up to ``wait`` seconds; the holder's PID is
+    written into the file for the next waiter's message."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-                    raise RunLockedError(
-                        f"another {name} is running on {db} ({holder}); waited {wait:g} s"
-                    ) from None
-                time.sleep(_POLL_SECONDS)
+        _wait_for(lambda: _try_flock(fd), wait, lambda: _file_holder(fd), on_timeout)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"PID {os.getpid()}".encode(), 0)
         try:
@@ -56,3 +44,72 @@ def run_lock(db: Path, name: str, wait: float = 0.0) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _file_holder(fd: int) -> str:
+    return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+
+
+def lock_key(name: str) -> int:
+    """The advisory-lock number of lock ``name`` (a stable 32-bit hash)."""
+    return zlib.crc32(f"newsflow:{name}".encode())
+
+
+@contextmanager
+def postgres_lock(conninfo: str, name: str, wait: float, on_timeout: OnTimeout) -> Iterator[None]:
+    """Hold the advisory lock ``name`` in the Postgres database of ``conninfo``, waiting up to ``wait``
+    seconds.
+
+    Raises:
+        WarehouseError: the database cannot be reached.
+    """
+    import psycopg
+
+    key = lock_key(name)
+    try:
+        pg = psycopg.connect(conninfo, autocommit=True, connect_timeout=10, application_name="newsflow")
+    except psycopg.Error as exc:
+        raise WarehouseError(f"cannot reach the Postgres catalog: {exc}") from exc
+    try:
+
+        def attempt() -> bool:
+            row = pg.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()
+            return bool(row and row[0])
+
+        def holder() -> str:
+            row = pg.execute(
+                "SELECT l.pid, a.client_addr FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                " WHERE l.locktype = 'advisory' AND l.objid = %s AND l.granted LIMIT 1",
+                [key & 0xFFFFFFFF],
+            ).fetchone()
+            return (
+                f"Postgres session {row[0]} from {row[1] or 'a local socket'}" if row else "another process"
+            )
+
+        _wait_for(attempt, wait, holder, on_timeout)
+        try:
+            yield
+        finally:
+            pg.execute("SELECT pg_advisory_unlock(%s)", [key])
+    finally:
+        pg.close()
+
+
+def _wait_for(
+    attempt: Callable[[], bool], wait: float, holder: Callable[[], str], on_timeout: OnTimeout
+) -> None:
+    deadline = time.monotonic() + wait
+    backoff = _FIRST_BACKOFF
+    while not attempt():
+        if time.monotonic() + backoff > deadline:
+            raise on_timeout(holder())
+        time.sleep(backoff)
+        backoff = min(backoff * 2, _MAX_BACKOFF)

@@ -1,33 +1,68 @@
-"""Housekeeping statements: retention of raw pages and checkpoints."""
+"""Housekeeping of the lake: retention of raw pages, and DuckLake's own upkeep.
+
+DuckLake never deletes a data file by itself: every commit adds files (or inlines small ones in the
+catalog) and old snapshots keep old files alive for time travel. :func:`compact` flushes inlined rows to
+Parquet, merges small adjacent files, expires snapshots older than the retention, then deletes the files no
+remaining snapshot needs.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import duckdb
 
-from newsflow.warehouse.connection import connect
-from newsflow.warehouse.schema import migrate
+from newsflow.warehouse.articles import affected
+from newsflow.warehouse.lakehouse import LAKE
 
-#: Tables whose row counts the checkpoint reports (fixed names, safe to interpolate).
-REPORTED_TABLES = ("feeds", "polls", "articles", "raw_pages", "runs")
+#: Tables whose row counts maintenance reports (fixed names, safe to interpolate).
+REPORTED_TABLES = ("feeds", "polls", "articles", "raw_pages", "runs", "stories")
+
+
+@dataclass(frozen=True)
+class CompactionReport:
+    """Data files and snapshots before and after :func:`compact`, and the files deleted."""
+
+    files_before: int
+    files_after: int
+    snapshots_before: int
+    snapshots_after: int
+    files_deleted: int
 
 
 def prune_raw_pages(con: duckdb.DuckDBPyConnection, fetched_before: datetime) -> int:
     """Delete raw pages fetched before ``fetched_before``; returns how many."""
+    return affected(con, "DELETE FROM raw_pages WHERE fetched_at < ?", [fetched_before])
+
+
+def data_files(con: duckdb.DuckDBPyConnection) -> int:
+    """Parquet data and delete files the current snapshot uses."""
     rows = con.execute(
-        "DELETE FROM raw_pages WHERE fetched_at < ? RETURNING article_id", [fetched_before]
+        f"SELECT count(*) FROM __ducklake_metadata_{LAKE}.ducklake_data_file WHERE end_snapshot IS NULL"
     ).fetchall()
-    return len(rows)
+    deletes = con.execute(
+        f"SELECT count(*) FROM __ducklake_metadata_{LAKE}.ducklake_delete_file WHERE end_snapshot IS NULL"
+    ).fetchall()
+    return int(rows[0][0]) + int(deletes[0][0])
 
 
-def checkpoint(path: Path, lock_timeout: float) -> dict[str, int]:
-    """CHECKPOINT the file (outside any transaction, as DuckDB requires) and count the main tables."""
-    con = connect(path, lock_timeout=lock_timeout)
-    try:
-        migrate(con)
-        con.execute("CHECKPOINT")
-        return {t: int(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]) for t in REPORTED_TABLES}
-    finally:
-        con.close()
+def snapshots(con: duckdb.DuckDBPyConnection) -> int:
+    """Snapshots kept (each is a version time travel can reach)."""
+    return int(con.execute(f"SELECT count(*) FROM {LAKE}.snapshots()").fetchall()[0][0])
+
+
+def compact(con: duckdb.DuckDBPyConnection, expire_before: datetime) -> CompactionReport:
+    """Flush inlined rows, merge small files, expire snapshots older than ``expire_before`` and delete
+    files no snapshot references. ``con`` must be outside a transaction."""
+    files_before, snaps_before = data_files(con), snapshots(con)
+    con.execute("CALL ducklake_flush_inlined_data(?)", [LAKE]).fetchall()
+    con.execute("CALL ducklake_merge_adjacent_files(?)", [LAKE]).fetchall()
+    con.execute("CALL ducklake_expire_snapshots(?, older_than => ?)", [LAKE, expire_before]).fetchall()
+    deleted = con.execute("CALL ducklake_cleanup_old_files(?, cleanup_all => true)", [LAKE]).fetchall()
+    return CompactionReport(files_before, data_files(con), snaps_before, snapshots(con), len(deleted))
+
+
+def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Rows of the main tables."""
+    return {t: int(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]) for t in REPORTED_TABLES}

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from newsflow.errors import QueryError
-from newsflow.warehouse.connection import connect
-
-#: A read-only connection that also cannot reach files, other databases or extensions.
-SANDBOX: dict[str, Any] = {
-    "enable_external_access": False,
-    "autoload_known_extensions": False,
-    "autoinstall_known_extensions": False,
-    "lock_configuration": True,
-}
+from newsflow.warehouse.lakehouse import Warehouse
 
 
 @dataclass(frozen=True)
@@ -39,25 +30,28 @@ def parse_parameter(value: str) -> Any:
 
 
 def run_query(
-    path: Path,
-    sql: str,
-    parameters: dict[str, Any] | None = None,
-    *,
-    unsafe: bool = False,
-    lock_timeout: float = 30.0,
+    warehouse: Warehouse, sql: str, parameters: dict[str, Any] | None = None, *, unsafe: bool = False
 ) -> QueryResult:
     """Run ``sql`` with named ``$parameters`` bound.
 
-    By default the connection is read-only and sandboxed (no file access, ATTACH, COPY or extensions).
-    ``unsafe`` opens it read-write with external access, for trusted users.
+    By default on a read-only, sandboxed connection (the lake attached read-only; no file access, ATTACH,
+    COPY or extensions). ``unsafe`` runs it in a write session (the write lock, one transaction) with
+    external access, for trusted users.
 
     Raises:
         QueryError: the statement is invalid, refused or failed; the message says which.
     """
     if unsafe:
-        con = connect(path, lock_timeout=lock_timeout)
-    else:
-        con = connect(path, read_only=True, lock_timeout=lock_timeout, config=SANDBOX)
+        with warehouse.write() as con:
+            return _run(con, sql, parameters)
+    con = warehouse.connect(sandbox=True)
+    try:
+        return _run(con, sql, parameters)
+    finally:
+        con.close()
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, parameters: dict[str, Any] | None) -> QueryResult:
     try:
         cursor = con.execute(sql, parameters or {})
         columns = [d[0] for d in cursor.description] if cursor.description else []
@@ -67,8 +61,6 @@ def run_query(
         raise QueryError(f"refused: {exc} (newsflow sql is sandboxed; see --unsafe)") from exc
     except duckdb.Error as exc:
         message = str(exc)
-        if "read-only mode" in message:
+        if "read-only mode" in message or "read-only" in message:
             raise QueryError(f"refused: newsflow sql is read-only ({message}); see --unsafe") from exc
         raise QueryError(message) from exc
-    finally:
-        con.close()

@@ -25,8 +25,15 @@ def start_run(
     """Open a run row with status 'running'."""
     con.execute(
         "INSERT INTO runs (run_id, flow, flow_run_id, started_at, status, parameters)"
-        " VALUES (?, ?, ?, ?, 'running', ?) ON CONFLICT DO NOTHING",
-        [run_id, flow, flow_run_id, now, json.dumps(parameters, default=str)],
+        " SELECT $id, $flow, $flow_run_id, $now, 'running', $parameters"
+        " WHERE NOT EXISTS (SELECT 1 FROM runs WHERE run_id = $id)",
+        {
+            "id": run_id,
+            "flow": flow,
+            "flow_run_id": flow_run_id,
+            "now": now,
+            "parameters": json.dumps(parameters, default=str),
+        },  # fmt: skip
     )
 
 

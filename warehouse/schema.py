@@ -1,5 +1,10 @@
-"""Numbered migrations (``warehouse/migrations/NNNN_name.sql``), applied in order and recorded in the
-``schema_migrations`` table of the warehouse itself."""
+"""Numbered migrations (``warehouse/migrations/NNNN_name.sql``), applied in order by write sessions and
+recorded in the ``schema_migrations`` table of the lake itself.
+
+Versions 1-4 shaped the pre-lake DuckDB file (``warehouse/legacy_migrations/``, used only to bring an old
+file up to date before :mod:`newsflow.warehouse.upgrade` copies it); version 5 creates the lake with the
+schema they had reached, and records 1-4 as folded into it.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,14 @@ import duckdb
 
 from newsflow.errors import WarehouseError
 
+#: The first lake migration: a new lake records the file versions before it as folded in.
+LAKE_BASELINE = 5
 
-def migrations() -> list[tuple[int, str, str]]:
-    """(version, name, SQL) of every migration shipped with newsflow, in order."""
+
+def migrations(package: str = "newsflow.warehouse.migrations") -> list[tuple[int, str, str]]:
+    """(version, name, SQL) of every migration shipped in ``package``, in order."""
     found = []
-    for item in resources.files("newsflow.warehouse.migrations").iterdir():
+    for item in resources.files(package).iterdir():
         if item.name.endswith(".sql"):
             number, _, rest = item.name.partition("_")
             found.append((int(number), rest.removesuffix(".sql"), item.read_text()))
@@ -21,32 +29,45 @@ def migrations() -> list[tuple[int, str, str]]:
 
 
 def applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
-    """Versions already applied to this warehouse."""
+    """Versions already applied to this warehouse (creating the bookkeeping table if needed)."""
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+        " version INTEGER NOT NULL, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
     )
     return {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
 
 
-def migrate(con: duckdb.DuckDBPyConnection, upto: int | None = None) -> list[int]:
-    """Apply pending migrations (up to version ``upto``, default all), each in its own transaction.
-    Returns the versions applied."""
+def migrate(
+    con: duckdb.DuckDBPyConnection, upto: int | None = None, package: str = "newsflow.warehouse.migrations"
+) -> list[int]:
+    """Apply pending migrations of ``package`` (up to version ``upto``, default all), each in its own
+    transaction. Returns the versions applied.
+
+    Raises:
+        WarehouseError: the warehouse was written by a newer newsflow.
+    """
     done = applied_versions(con)
-    newest_known = max((v for v, _, _ in migrations()), default=0)
+    shipped = migrations(package)
+    newest_known = max((v for v, _, _ in shipped), default=0)
     if done and max(done) > newest_known:
         raise WarehouseError(
             f"warehouse schema version {max(done)} is newer than this newsflow's ({newest_known}): "
             "upgrade newsflow"
         )
     applied = []
-    for version, name, sql in migrations():
+    for version, name, sql in shipped:
         if version in done or (upto is not None and version > upto):
             continue
         con.execute("BEGIN TRANSACTION")
         try:
             for statement in _statements(sql):
                 con.execute(statement)
+            folded = range(1, version) if version == LAKE_BASELINE and not done else ()
+            for old in folded:
+                con.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, now())",
+                    [old, f"folded into {version}_{name}"],
+                )
             con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
         except duckdb.Error:
             con.execute("ROLLBACK")

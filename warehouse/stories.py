@@ -24,6 +24,7 @@ from newsflow.records import (
     StoryAssignment,
     StoryRow,
 )
+from newsflow.warehouse.articles import affected
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -202,8 +203,8 @@ def insert_signatures(
             """
         )
         con.execute(
-            "INSERT INTO minhash_signatures SELECT article_id, signature, root, article_at"
-            " FROM new_signatures ON CONFLICT DO NOTHING"
+            "INSERT INTO minhash_signatures SELECT article_id, signature, root, article_at FROM new_signatures"
+            " ANTI JOIN minhash_signatures USING (article_id)"
         )
 
 
@@ -233,8 +234,9 @@ def add_doc_freqs(con: duckdb.DuckDBPyConnection, increments: Sequence[DocFreqRo
     )
     with _registered(con, "df_increments", table):
         con.execute(
-            "INSERT INTO term_stats SELECT term, df FROM df_increments"
-            " ON CONFLICT (term) DO UPDATE SET df = term_stats.df + excluded.df"
+            "MERGE INTO term_stats USING df_increments AS i ON term_stats.term = i.term"
+            " WHEN MATCHED THEN UPDATE SET df = term_stats.df + i.df"
+            " WHEN NOT MATCHED THEN INSERT (term, df) VALUES (i.term, i.df)"
         )
 
 
@@ -367,12 +369,8 @@ def save_stories(con: duckdb.DuckDBPyConnection, stories: Sequence[StoredStory],
     term_columns = _long_vectors([(s.row.story_id, s.terms, s.entities) for s in stories])
     term_columns["story_id"] = term_columns.pop("key")
     terms = pa.table(term_columns, schema=_TERM_SCHEMA)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in _STORY_SCHEMA.names[1:])  # fixed names
     with _registered(con, "story_batch", heads), _registered(con, "story_term_batch", terms):
-        con.execute(
-            f"INSERT INTO stories ({_STORY_COLUMNS}) SELECT {_STORY_COLUMNS} FROM story_batch"
-            f" ON CONFLICT (story_id) DO UPDATE SET {updates}"
-        )
+        _upsert(con, "stories", "story_id", "story_batch", _STORY_SCHEMA.names)
         con.execute("DELETE FROM story_terms WHERE story_id IN (SELECT story_id FROM story_batch)")
         con.execute(
             "INSERT INTO story_terms SELECT t.story_id, t.kind, t.term, t.weight, s.last_at"
@@ -387,13 +385,20 @@ def save_decisions(
     if not decisions:
         return
     rows = [d.__dict__ | {"shared_terms": list(d.shared_terms), "decided_at": now} for d in decisions]
-    columns = ", ".join(_DECISION_SCHEMA.names)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in _DECISION_SCHEMA.names[1:])  # fixed names
     with _registered(con, "decision_batch", pa.Table.from_pylist(rows, schema=_DECISION_SCHEMA)):
-        con.execute(
-            f"INSERT INTO story_decisions ({columns}) SELECT {columns} FROM decision_batch"
-            f" ON CONFLICT (article_id) DO UPDATE SET {updates}"
-        )
+        _upsert(con, "story_decisions", "article_id", "decision_batch", _DECISION_SCHEMA.names)
+
+
+def _upsert(con: duckdb.DuckDBPyConnection, table: str, key: str, batch: str, columns: Sequence[str]) -> None:
+    """Insert ``batch``'s rows into ``table``, replacing those whose ``key`` is stored (fixed names only:
+    the lake has no PRIMARY KEY for ON CONFLICT, so MERGE does it)."""
+    updates = ", ".join(f"{c} = b.{c}" for c in columns if c != key)
+    names = ", ".join(columns)
+    values = ", ".join(f"b.{c}" for c in columns)
+    con.execute(
+        f"MERGE INTO {table} USING {batch} AS b ON {table}.{key} = b.{key}"
+        f" WHEN MATCHED THEN UPDATE SET {updates} WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
+    )
 
 
 def stories_of(con: duckdb.DuckDBPyConnection, article_ids: Collection[str]) -> dict[str, str]:
@@ -414,11 +419,11 @@ def set_story_ids(con: duckdb.DuckDBPyConnection, story_ids: Mapping[str, str]) 
         return 0
     table = pa.table({"article_id": list(story_ids), "story_id": list(story_ids.values())})
     with _registered(con, "story_assignments", table):
-        rows = con.execute(
+        return affected(
+            con,
             "UPDATE articles SET story_id = s.story_id FROM story_assignments s"
-            " WHERE articles.article_id = s.article_id RETURNING articles.article_id"
-        ).fetchall()
-    return len(rows)
+            " WHERE articles.article_id = s.article_id",
+        )
 
 
 # ---- regrouping -----------------------------------------------------------------------------------------

@@ -1,0 +1,389 @@
+"""The one door to the warehouse: a DuckLake (a catalog database plus Parquet data files).
+
+    warehouse = Warehouse.open(settings)
+    with warehouse.read() as con:      # a snapshot; never waits for writers, never migrates
+        ...
+    with warehouse.write() as con:     # the write lock, pending migrations, one transaction
+        ...
+
+Two catalogs, one code path:
+
+- embedded (the default): a SQLite catalog at ``settings.db`` and Parquet files in ``<db>.files/``;
+- several machines: ``NEWSFLOW_WAREHOUSE=ducklake:postgres:dbname=... host=...`` with
+  ``NEWSFLOW_DATA_PATH`` naming a folder (or ``s3://`` prefix) that every machine reaches.
+
+Readers take DuckLake snapshots, so a notebook holding a connection open never blocks a run. DuckLake has
+no PRIMARY KEY or UNIQUE, so writers are serialised by a write lock that lives beside the catalog (a
+``flock`` on ``<db>.write.lock`` for SQLite; a PostgreSQL advisory lock for a Postgres catalog, which every
+machine sees): each write session checks what is stored and inserts only what is not, so ``article_id``
+stays unique however many processes write. Write sessions are short (one batch), so writers interleave.
+
+Extensions come from their PyPI packages (``duckdb-extension-*``, built for the pinned DuckDB) and are
+loaded by path: nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from importlib import util
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from newsflow.errors import ConfigError, RunLockedError, WarehouseError, WarehouseLockedError
+from newsflow.warehouse.lock import OnTimeout, file_lock, postgres_lock
+
+logger = logging.getLogger(__name__)
+
+#: The name the lake is attached under in every connection newsflow opens (and in the README's line).
+LAKE = "lake"
+_NO_DOWNLOADS: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+_DUCKDB_MAGIC = b"DUCK"
+_FIRST_BACKOFF = 0.02
+_MAX_BACKOFF = 0.5
+
+
+def extension_file(name: str) -> Path:
+    """The extension binary shipped by the ``duckdb-extension-NAME`` package for this DuckDB.
+
+    Raises:
+        WarehouseError: the package is missing or was built for another DuckDB version.
+    """
+    package = f"duckdb_extension_{name}"
+    spec = util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise WarehouseError(f"DuckDB extension {name} is not installed: pip install duckdb-extension-{name}")
+    version = duckdb.__version__
+    path = Path(next(iter(spec.submodule_search_locations))) / "extensions" / f"v{version}"
+    path = path / f"{name}.duckdb_extension"
+    if not path.is_file():
+        raise WarehouseError(
+            f"duckdb-extension-{name} has no build for DuckDB {version} ({path} is missing): "
+            "install the versions pinned in pyproject.toml"
+        )
+    return path
+
+
+def load_extensions(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> None:
+    """LOAD each extension from its PyPI package's file."""
+    for name in names:
+        con.execute(f"LOAD '{extension_file(name)}'")  # a path from our own installed package
+
+
+@dataclass(frozen=True)
+class LakeSpec:
+    """Where a lake lives: its catalog (``ducklake:sqlite:...`` or ``ducklake:postgres:...``) and data."""
+
+    catalog: str
+    data_path: str
+    #: The SQLite catalog file, for the embedded kind (None for Postgres).
+    catalog_file: Path | None
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.catalog.startswith("ducklake:postgres:")
+
+    @property
+    def extensions(self) -> tuple[str, ...]:
+        scanner = "postgres_scanner" if self.is_postgres else "sqlite_scanner"
+        extra = ("httpfs",) if self.data_path.startswith(("s3://", "gs://", "r2://", "https://")) else ()
+        return (scanner, "ducklake", *extra)
+
+    def describe(self) -> str:
+        """Where it is, for messages (no password)."""
+        if self.catalog_file is not None:
+            return str(self.catalog_file)
+        return _without_password(self.catalog)
+
+    def attach_sql(self, *, read_only: bool) -> str:
+        """The ATTACH statement (the catalog remembers its data path; writers pass it so a new lake gets
+        it)."""
+        options = ["READ_ONLY"] if read_only else [f"DATA_PATH {_quote(self.data_path)}"]
+        return f"ATTACH {_quote(self.catalog)} AS {LAKE} ({', '.join(options)})"
+
+
+def lake_spec(db: Path, warehouse: str | None, data_path: str | None) -> LakeSpec:
+    """The lake that the settings name.
+
+    Raises:
+        ConfigError: an unknown catalog kind, a Postgres catalog without a data path, or ``db`` is a
+            pre-lake DuckDB file (the message says how to upgrade it).
+    """
+    if warehouse:
+        if warehouse.startswith("ducklake:sqlite:"):
+            return lake_spec(Path(warehouse.removeprefix("ducklake:sqlite:")), None, data_path)
+        if not warehouse.startswith("ducklake:postgres:"):
+            raise ConfigError(
+                f"NEWSFLOW_WAREHOUSE={_without_password(warehouse)!r}: use ducklake:postgres:<libpq "
+                "connection string> (or leave it unset for the embedded SQLite catalog at NEWSFLOW_DB)"
+            )
+        if not data_path:
+            raise ConfigError(
+                "a Postgres catalog needs NEWSFLOW_DATA_PATH: a folder (or s3:// prefix) every machine reaches"
+            )
+        return LakeSpec(warehouse, _folder(data_path), None)
+    db = db.expanduser().absolute()
+    if _is_duckdb_file(db):
+        raise ConfigError(
+            f"{db} is a DuckDB warehouse file from before the lakehouse: upgrade it with "
+            f"`newsflow migrate --from {db} --db NEW.ducklake` (every row is copied; the file is not changed)"
+        )
+    return LakeSpec(f"ducklake:sqlite:{db}", _folder(data_path or f"{db}.files"), db)
+
+
+def _folder(path: str) -> str:
+    if "://" in path:
+        return path.rstrip("/") + "/"
+    return str(Path(path).expanduser().absolute()) + "/"
+
+
+def _is_duckdb_file(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(12)[8:12] == _DUCKDB_MAGIC
+    except OSError:
+        return False
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _without_password(catalog: str) -> str:
+    return " ".join("password=***" if part.startswith("password=") else part for part in catalog.split(" "))
+
+
+class Warehouse:
+    """The warehouse of one lake: read and write sessions over one DuckDB instance per process.
+
+    Loading the extensions and attaching the lake costs ~0.3 s, so a process attaches once and each
+    session is a cursor of that instance (cheap, and safe to use from another thread).
+    """
+
+    _instances: dict[tuple[int, LakeSpec], Warehouse] = {}
+    _instances_lock = threading.Lock()
+
+    def __init__(self, spec: LakeSpec, lock_timeout: float) -> None:
+        self.spec = spec
+        self.lock_timeout = lock_timeout
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._migrated = False
+        self._attach_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Any) -> Warehouse:
+        """The process's warehouse for these settings (``db``, ``warehouse``, ``data_path``,
+        ``lock_timeout``); created on first use."""
+        spec = lake_spec(settings.db, settings.warehouse, settings.data_path)
+        key = (os.getpid(), spec)
+        with cls._instances_lock:
+            found = cls._instances.get(key)
+            if found is None:
+                found = cls._instances[key] = Warehouse(spec, settings.lock_timeout)
+            found.lock_timeout = settings.lock_timeout
+            return found
+
+    def __repr__(self) -> str:
+        return f"Warehouse({self.spec.describe()})"
+
+    # ---- sessions ---------------------------------------------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read session on the latest snapshot. Never migrates.
+
+        Raises:
+            WarehouseError: there is no warehouse yet (nothing has been stored).
+        """
+        con = self._cursor(create=False)
+        try:
+            if not self._has_schema(con):
+                raise WarehouseError(
+                    f"no warehouse at {self.spec.describe()} yet: run `newsflow ingest` first, or pass --db"
+                )
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A write session: holds the write lock, applies pending migrations once per process, and runs
+        the body in one transaction, committed on success and rolled back on any error.
+
+        Raises:
+            WarehouseLockedError: another writer kept the lock for ``lock_timeout`` seconds.
+            WarehouseError: the migrations or the commit failed (the body's own errors pass unchanged).
+        """
+        with self.write_lock():
+            con = self._cursor(create=True)
+            try:
+                self._guarded(lambda: self._migrate_once(con), "migrate")
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    yield con
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                self._guarded(lambda: con.execute("COMMIT"), "commit")
+            finally:
+                con.close()
+
+    def _migrate_once(self, con: duckdb.DuckDBPyConnection) -> None:
+        if not self._migrated:
+            from newsflow.warehouse.schema import migrate
+
+            migrate(con)
+            self._migrated = True
+
+    def _guarded(self, action: Callable[[], object], what: str) -> None:
+        try:
+            action()
+        except duckdb.Error as exc:
+            raise WarehouseError(f"cannot {what} warehouse {self.spec.describe()}: {exc}") from exc
+
+    @contextmanager
+    def maintenance(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Under the write lock, outside any transaction (DuckLake's CHECKPOINT and cleanup need that)."""
+        with self.write_lock():
+            con = self._cursor(create=True)
+            try:
+                yield con
+            finally:
+                con.close()
+
+    def connect(self, *, sandbox: bool = False) -> duckdb.DuckDBPyConnection:
+        """A new read-only DuckDB connection with the lake attached as ``lake`` and selected: for
+        notebooks and ``newsflow sql``. ``sandbox`` also refuses files, ATTACH, COPY and extensions.
+
+        Raises:
+            WarehouseError: there is no warehouse yet, or it cannot be attached.
+        """
+        if self.spec.catalog_file is not None and not self.spec.catalog_file.exists():
+            raise WarehouseError(
+                f"no warehouse at {self.spec.describe()} yet: run `newsflow ingest` first, or pass --db"
+            )
+        con = duckdb.connect(config=dict(_NO_DOWNLOADS))
+        try:
+            load_extensions(con, self.spec.extensions)
+            con.execute(self.spec.attach_sql(read_only=True))
+            con.execute(f"USE {LAKE}")
+            if sandbox:
+                data = con.execute(
+                    f"SELECT value FROM __ducklake_metadata_{LAKE}.ducklake_metadata WHERE key = 'data_path'"
+                ).fetchall()
+                allowed = [self.spec.data_path] + [row[0] for row in data]
+                con.execute("SET allowed_directories = ?", [allowed])
+                con.execute("SET enable_external_access = false")
+                con.execute("SET lock_configuration = true")
+        except duckdb.Error as exc:
+            con.close()
+            raise WarehouseError(f"cannot open warehouse {self.spec.describe()}: {exc}") from exc
+        return con
+
+    def exists(self) -> bool:
+        """Whether the lake has been created (a first write session makes it)."""
+        if self.spec.catalog_file is not None and not self.spec.catalog_file.exists():
+            return False
+        con = self._cursor(create=False)
+        try:
+            return self._has_schema(con)
+        finally:
+            con.close()
+
+    # ---- the write lock ---------------------------------------------------------------------------------
+
+    def write_lock(self) -> AbstractContextManager[None]:
+        """Hold the lake's write lock (waits up to ``lock_timeout`` seconds).
+
+        Raises:
+            WarehouseLockedError: another writer held it for the whole wait; the message names it.
+        """
+
+        def locked(holder: str) -> Exception:
+            return WarehouseLockedError(
+                f"the write lock of warehouse {self.spec.describe()} is held by {holder}; gave up after "
+                f"{self.lock_timeout:g} s. Retry when it finishes, or raise NEWSFLOW_LOCK_TIMEOUT"
+            )
+
+        return self._lock("write", self.lock_timeout, locked)
+
+    def run_lock(self, name: str, wait: float = 0.0) -> AbstractContextManager[None]:
+        """Hold run lock ``name`` (one ingest of a feed selection, one backfill) for this lake.
+
+        Raises:
+            RunLockedError: another run held it for longer than ``wait``; the message names it.
+        """
+
+        def locked(holder: str) -> Exception:
+            kind = name.split(":")[0]
+            return RunLockedError(
+                f"another {kind} is running on {self.spec.describe()} ({holder}); waited {wait:g} s"
+            )
+
+        return self._lock(f"run:{name}", wait, locked)
+
+    def _lock(self, name: str, wait: float, on_timeout: OnTimeout) -> AbstractContextManager[None]:
+        if self.spec.is_postgres:
+            return postgres_lock(self.spec.catalog.removeprefix("ducklake:postgres:"), name, wait, on_timeout)
+        assert self.spec.catalog_file is not None
+        safe = name.replace(":", ".").replace("/", "_")
+        return file_lock(self.spec.catalog_file.with_name(f"{self.spec.catalog_file.name}.{safe}.lock"), wait,
+                         on_timeout)  # fmt: skip
+
+    # ---- the process's DuckDB instance --------------------------------------------------------------------
+
+    def _cursor(self, *, create: bool) -> duckdb.DuckDBPyConnection:
+        with self._attach_lock:
+            if self._con is None:
+                if not create and self.spec.catalog_file is not None and not self.spec.catalog_file.exists():
+                    raise WarehouseError(
+                        f"no warehouse at {self.spec.describe()} yet: run `newsflow ingest` first, or pass --db"
+                    )
+                self._con = self._attach()
+            cursor = self._con.cursor()
+        cursor.execute(f"USE {LAKE}")
+        return cursor
+
+    def _attach(self) -> duckdb.DuckDBPyConnection:
+        if self.spec.catalog_file is not None:
+            self.spec.catalog_file.parent.mkdir(parents=True, exist_ok=True)
+        if "://" not in self.spec.data_path:
+            Path(self.spec.data_path).mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(config=dict(_NO_DOWNLOADS))
+        try:
+            load_extensions(con, self.spec.extensions)
+            _retry_locked(lambda: con.execute(self.spec.attach_sql(read_only=False)), self.lock_timeout)
+        except duckdb.Error as exc:
+            con.close()
+            raise WarehouseError(f"cannot open warehouse {self.spec.describe()}: {exc}") from exc
+        return con
+
+    @staticmethod
+    def _has_schema(con: duckdb.DuckDBPyConnection) -> bool:
+        rows = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = 'schema_migrations'",
+            [LAKE],
+        ).fetchall()
+        return bool(rows[0][0])
+
+
+def _retry_locked(action: Callable[[], object], timeout: float) -> None:
+    """Run ``action``, retrying while SQLite says the catalog is locked (a writer is committing)."""
+    deadline = time.monotonic() + timeout
+    backoff = _FIRST_BACKOFF
+    while True:
+        try:
+            action()
+            return
+        except duckdb.Error as exc:
+            if "locked" not in str(exc) or time.monotonic() + backoff > deadline:
+                raise
+            time.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF)
