@@ -41,12 +41,12 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import stories_eval  # noqa: E402
 from ingest_bench import checked, render_table  # noqa: E402
+from newsflow.warehouse.connection import connect, writer  # noqa: E402
 
 from newsflow.tasks import grouping, neardup, stories  # noqa: E402
 from newsflow.tasks.features import text_features  # noqa: E402
 from newsflow.tasks.stories import StoryArticle  # noqa: E402
 from newsflow.warehouse import stories as stories_table  # noqa: E402
-from newsflow.warehouse.connection import connect, writer  # noqa: E402
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
 ARTICLES_PER_STORY = 2.5

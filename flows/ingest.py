@@ -9,7 +9,6 @@ in arrival order, each in its own short transaction.
 from __future__ import annotations
 
 import hashlib
-
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field

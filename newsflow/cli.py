@@ -32,7 +32,8 @@ db_option = click.option(
     "--db",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="The lake's SQLite catalog file [default: $NEWSFLOW_DB or ~/.local/share/newsflow/newsflow.ducklake].",
+    help="The lake's SQLite catalog file "
+    "[default: $NEWSFLOW_DB or ~/.local/share/newsflow/newsflow.ducklake].",
 )
 
 
@@ -218,8 +219,12 @@ def serve(
 @db_option
 @click.option("--raw-page-retention-days", type=click.IntRange(min=0), default=None,
               help="Prune raw pages fetched more than this many days ago (0 keeps all).")  # fmt: skip
-@click.option("--snapshot-retention-days", type=click.FloatRange(min=0), default=None,
-              help="Expire lake snapshots older than this (how far back time travel reaches) [7].")  # fmt: skip
+@click.option(
+    "--snapshot-retention-days",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Expire lake snapshots older than this (how far back time travel reaches) [7].",
+)
 @verbose_option
 def maintenance_command(
     db: Path | None, raw_page_retention_days: int | None, snapshot_retention_days: float | None, verbose: bool
@@ -227,19 +232,30 @@ def maintenance_command(
     """Prune old raw pages, then compact the lake: merge small files, expire old snapshots, delete
     unreferenced files (one flow run)."""
     _quiet_prefect(verbose)
-    load_settings(db=db, raw_page_retention_days=raw_page_retention_days,
-                  snapshot_retention_days=snapshot_retention_days)  # fmt: skip
+    load_settings(
+        db=db,
+        raw_page_retention_days=raw_page_retention_days,
+        snapshot_retention_days=snapshot_retention_days,
+    )
     from newsflow.flows.maintenance import maintenance
 
-    summary = maintenance(db=str(db) if db else None, raw_page_retention_days=raw_page_retention_days,
-                          snapshot_retention_days=snapshot_retention_days)  # fmt: skip
+    summary = maintenance(
+        db=str(db) if db else None,
+        raw_page_retention_days=raw_page_retention_days,
+        snapshot_retention_days=snapshot_retention_days,
+    )
     click.echo(json.dumps(summary, indent=2))
 
 
 @main.command("migrate")
 @db_option
-@click.option("--from", "old_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="A DuckDB warehouse file of newsflow before the lake: copy every row of it into the lake.")  # fmt: skip
+@click.option(
+    "--from",
+    "old_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A pre-lake DuckDB warehouse file: copy every row of it into the lake.",
+)
 def migrate_command(db: Path | None, old_file: Path | None) -> None:
     """Create the lake or apply pending schema migrations; with --from, upgrade an old warehouse file.
 

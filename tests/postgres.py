@@ -68,15 +68,36 @@ class PostgresServer:
         if os.geteuid() == 0:
             as_postgres = ["runuser", "-u", "postgres", "--"]
             shutil.chown(folder, "postgres")
-        subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+            check=True,
+            capture_output=True,
+        )
         port = _free_port()
         options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off"
-        subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-t", "60",
-                        "-l", str(folder / "server.log"), "start"], check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                *as_postgres,
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(folder / "server.log"),
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
         try:
             yield cls(port, folder)
         finally:
-            subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                           capture_output=True)  # fmt: skip
+            subprocess.run(
+                [*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                capture_output=True,
+            )
             shutil.rmtree(folder, ignore_errors=True)

@@ -58,9 +58,11 @@ def test_backfill_from_the_warehouse_reextracts_offline(
     backfill(since=SINCE, until=UNTIL, db=str(db), allow_private_networks=True)
     with writer(db) as con:
         # Five articles "published" inside a new window, three outside it.
-        con.execute("UPDATE articles SET text = 'stale', word_count = 1, published_at = '2024-01-02 12:00Z'")
         con.execute(
-            "UPDATE articles SET published_at = '2024-01-09 12:00Z' WHERE article_id IN "
+            "UPDATE articles SET text = 'stale', word_count = 1, published_at = '2024-01-02 12:00:00+00'"
+        )
+        con.execute(
+            "UPDATE articles SET published_at = '2024-01-09 12:00:00+00' WHERE article_id IN "
             "(SELECT article_id FROM articles ORDER BY article_id LIMIT 3)"
         )
     backfill_site.site.reset_log()

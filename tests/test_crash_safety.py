@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import REPO, LoopbackSite, shared
 from tests.feedbuild import Item, benchmark_pages, write_feed
+from tests.lake import reader
 
 NEWSFLOW = str(Path(sys.executable).parent / "newsflow")
 FEEDS = 3
@@ -143,7 +144,7 @@ def test_sql_hammered_during_an_ingest(site: LoopbackSite, prefect_harness: str,
     db = tmp_path / "hammer.ducklake"
     env = environment(prefect_harness) | {"NEWSFLOW_LOCK_TIMEOUT": "10"}
     # The warehouse exists before the hammer starts, so every failure can only be the lock.
-    subprocess.run([NEWSFLOW, "feeds", "list", "--db", str(db)], env=env, check=True, capture_output=True)
+    subprocess.run([NEWSFLOW, "migrate", "--db", str(db)], env=env, check=True, capture_output=True)
     stop = tmp_path / "stop"
     hammer = subprocess.Popen(
         [sys.executable, "-c", HAMMER, str(db), str(stop)],

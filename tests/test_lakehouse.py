@@ -84,7 +84,10 @@ def test_a_reader_holding_the_lake_open_never_breaks_an_ingest(
         pass
     stop, log = tmp_path / "stop", tmp_path / "reader.jsonl"
     notebook = subprocess.Popen(
-        [sys.executable, "-c", READER, str(db), str(stop), str(log)], cwd=tmp_path, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", READER, str(db), str(stop), str(log)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert notebook.stdout is not None and notebook.stdout.readline().strip() == "open"
@@ -134,12 +137,16 @@ def test_two_ingests_of_overlapping_feed_lists_at_once(
             con.execute("SELECT count(*) FROM stories").fetchall()  # fmt: skip
 
 
-def test_the_same_load_from_two_processes_stores_each_record_once(tmp_path: Path, lake_env: dict[str, str]) -> None:
+def test_the_same_load_from_two_processes_stores_each_record_once(
+    tmp_path: Path, lake_env: dict[str, str]
+) -> None:
     source = _amazon_jsonl(tmp_path / "amazon.jsonl")
     db = tmp_path / "load.ducklake"
     env = {**os.environ, **lake_env}
     command = [NEWSFLOW, "load", str(source), "--db", str(db), "--batch-size", "3", "--json"]
-    both = [subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    both = [
+        subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     outs = [json.loads(p.communicate(timeout=120)[0]) for p in both]
     assert [p.returncode for p in both] == [0, 0]
     assert sum(o["articles_stored"] for o in outs) == 12
@@ -179,7 +186,9 @@ def test_postgres_catalog_the_same_load_twice_at_once(tmp_path: Path, postgres_l
     test_the_same_load_from_two_processes_stores_each_record_once(tmp_path, postgres_lake)
 
 
-def test_postgres_catalog_without_a_data_path_is_a_clear_error(tmp_path: Path, postgres: PostgresServer) -> None:
+def test_postgres_catalog_without_a_data_path_is_a_clear_error(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
     env = {**os.environ, "NEWSFLOW_WAREHOUSE": f"ducklake:postgres:{postgres.conninfo('postgres')}"}
     env.pop("NEWSFLOW_DATA_PATH", None)
     result = subprocess.run([NEWSFLOW, "migrate"], env=env, capture_output=True, text=True, timeout=60)

@@ -65,7 +65,8 @@ def test_migration_0004_keeps_grouping_state_and_times_it(tmp_path: Path) -> Non
         old.execute(
             "INSERT INTO articles (article_id, text, word_count, content_source, first_seen_at,"
             " published_at, duplicate_of, dup_reason)"
-            " VALUES ('a', 't', 1, 'loaded', ?, ?, NULL, NULL), ('b', 't', 1, 'loaded', ?, NULL, 'a', 'guid')",
+            " VALUES ('a', 't', 1, 'loaded', ?, ?, NULL, NULL),"
+            " ('b', 't', 1, 'loaded', ?, NULL, 'a', 'guid')",
             [T0, T0 - timedelta(days=1), T0],
         )
         old.execute("INSERT INTO minhash_signatures VALUES ('a', '\\x01'::BLOB), ('b', '\\x02'::BLOB)")
@@ -80,7 +81,7 @@ def test_migration_0004_keeps_grouping_state_and_times_it(tmp_path: Path) -> Non
         ]
     lake = tmp_path / "new.ducklake"
     report = upgrade_file(path, warehouse(lake))
-    assert report.ok and report.lake_problems == [] and report.lake_counts['minhash_signatures'] == 2
+    assert report.ok and report.lake_problems == [] and report.lake_counts["minhash_signatures"] == 2
     with writer(lake) as con:
         found = stories_table.candidate_signatures(con, [(0, 7)], T0 - timedelta(days=2), T0)
         assert [(s.article_id, s.root) for s in found] == [("a", "a"), ("b", "a")]

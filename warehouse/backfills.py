@@ -28,7 +28,8 @@ def ensure_chunks(
     con.register("new_chunks", rows)
     try:
         con.execute(
-            "INSERT INTO backfill_chunks (backfill_id, chunk_start, chunk_end, status, parameters, updated_at)"
+            "INSERT INTO backfill_chunks"
+            " (backfill_id, chunk_start, chunk_end, status, parameters, updated_at)"
             " SELECT $id, n.chunk_start, n.chunk_end, 'pending', $parameters, $now FROM new_chunks n"
             " WHERE n.chunk_start NOT IN (SELECT chunk_start FROM backfill_chunks WHERE backfill_id = $id)",
             {"id": backfill_id, "parameters": json.dumps(parameters, default=str), "now": now},

@@ -31,7 +31,8 @@ CHECKS: dict[str, str] = {
         SELECT count(*) - count(DISTINCT (backfill_id, chunk_start)) FROM backfill_chunks""",
     "article in a story that does not exist": """
         SELECT count(*) FROM articles a
-        WHERE a.story_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM stories s WHERE s.story_id = a.story_id)""",
+        WHERE a.story_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM stories s WHERE s.story_id = a.story_id)""",
     "duplicate_of points at no stored article": """
         SELECT count(*) FROM articles a
         WHERE a.duplicate_of IS NOT NULL

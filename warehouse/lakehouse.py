@@ -33,7 +33,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from importlib import util
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
 
@@ -47,6 +47,7 @@ LAKE = "lake"
 _NO_DOWNLOADS: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 _DUCKDB_MAGIC = b"DUCK"
 _FIRST_BACKOFF = 0.02
+_FIRST_RUN_HINT = "run `newsflow ingest` first, or pass --db"
 _MAX_BACKOFF = 0.5
 
 
@@ -126,7 +127,8 @@ def lake_spec(db: Path, warehouse: str | None, data_path: str | None) -> LakeSpe
             )
         if not data_path:
             raise ConfigError(
-                "a Postgres catalog needs NEWSFLOW_DATA_PATH: a folder (or s3:// prefix) every machine reaches"
+                "a Postgres catalog needs NEWSFLOW_DATA_PATH: a folder (or s3:// prefix) that every "
+                "machine reaches"
             )
         return LakeSpec(warehouse, _folder(data_path), None)
     db = db.expanduser().absolute()
@@ -167,7 +169,7 @@ class Warehouse:
     session is a cursor of that instance (cheap, and safe to use from another thread).
     """
 
-    _instances: dict[tuple[int, LakeSpec], Warehouse] = {}
+    _instances: ClassVar[dict[tuple[int, LakeSpec], Warehouse]] = {}
     _instances_lock = threading.Lock()
 
     def __init__(self, spec: LakeSpec, lock_timeout: float) -> None:
@@ -205,9 +207,7 @@ class Warehouse:
         con = self._cursor(create=False)
         try:
             if not self._has_schema(con):
-                raise WarehouseError(
-                    f"no warehouse at {self.spec.describe()} yet: run `newsflow ingest` first, or pass --db"
-                )
+                raise WarehouseError(f"no warehouse at {self.spec.describe()} yet: {_FIRST_RUN_HINT}")
             yield con
         finally:
             con.close()
@@ -266,9 +266,7 @@ class Warehouse:
             WarehouseError: there is no warehouse yet, or it cannot be attached.
         """
         if self.spec.catalog_file is not None and not self.spec.catalog_file.exists():
-            raise WarehouseError(
-                f"no warehouse at {self.spec.describe()} yet: run `newsflow ingest` first, or pass --db"
-            )
+            raise WarehouseError(f"no warehouse at {self.spec.describe()} yet: {_FIRST_RUN_HINT}")
         con = duckdb.connect(config=dict(_NO_DOWNLOADS))
         try:
             load_extensions(con, self.spec.extensions)
@@ -343,9 +341,7 @@ class Warehouse:
         with self._attach_lock:
             if self._con is None:
                 if not create and self.spec.catalog_file is not None and not self.spec.catalog_file.exists():
-                    raise WarehouseError(
-                        f"no warehouse at {self.spec.describe()} yet: run `newsflow ingest` first, or pass --db"
-                    )
+                    raise WarehouseError(f"no warehouse at {self.spec.describe()} yet: {_FIRST_RUN_HINT}")
                 self._con = self._attach()
             cursor = self._con.cursor()
         cursor.execute(f"USE {LAKE}")
@@ -368,7 +364,8 @@ class Warehouse:
     @staticmethod
     def _has_schema(con: duckdb.DuckDBPyConnection) -> bool:
         rows = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = 'schema_migrations'",
+            "SELECT count(*) FROM duckdb_tables()"
+            " WHERE database_name = ? AND table_name = 'schema_migrations'",
             [LAKE],
         ).fetchall()
         return bool(rows[0][0])

@@ -33,7 +33,7 @@ def start_run(
             "flow_run_id": flow_run_id,
             "now": now,
             "parameters": json.dumps(parameters, default=str),
-        },  # fmt: skip
+        },
     )
 
 

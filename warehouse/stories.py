@@ -203,7 +203,8 @@ def insert_signatures(
             """
         )
         con.execute(
-            "INSERT INTO minhash_signatures SELECT article_id, signature, root, article_at FROM new_signatures"
+            "INSERT INTO minhash_signatures"
+            " SELECT article_id, signature, root, article_at FROM new_signatures"
             " ANTI JOIN minhash_signatures USING (article_id)"
         )
 
