@@ -312,9 +312,10 @@ def register_feed(feed_url: str, db: Path, env: dict[str, str]) -> float:
 
 def stored_urls(db: Path) -> list[str]:
     """Every article URL in the warehouse (duplicates of content included: each is its own row)."""
-    import duckdb
+    from newsflow.settings import load_settings
+    from newsflow.warehouse.lakehouse import Warehouse
 
-    con = duckdb.connect(str(db), read_only=True)
+    con = Warehouse.open(load_settings(db=db)).connect()
     try:
         return [url for (url,) in con.execute("SELECT url FROM articles").fetchall()]
     finally:
@@ -454,7 +455,7 @@ def analyse_cold(cold: MeasuredRun, prefect_home: Path) -> dict[str, Any]:
 
 def run_benchmark(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Every measurement; returns the results dict (also what goes to --out)."""
-    root, prefect_home, db = tmp / "site", tmp / "prefect-home", tmp / "backfill.duckdb"
+    root, prefect_home, db = tmp / "site", tmp / "prefect-home", tmp / "backfill.ducklake"
     root.mkdir()
     prefect_home.mkdir()
     env = ingest_env(prefect_home)
@@ -474,7 +475,7 @@ def run_benchmark(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     rows_after = len(stored_urls(db))
     stored = (cold.summary or {}).get("articles_stored")
     return {
-        "command": " ".join(backfill_command(args, "http://127.0.0.1:PORT", Path("FRESH.duckdb"))),
+        "command": " ".join(backfill_command(args, "http://127.0.0.1:PORT", Path("FRESH.ducklake"))),
         "register_feed_s": round(register_s, 3),
         "site_articles": site.articles,
         "pages_distinct": site.distinct_pages,

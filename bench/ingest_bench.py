@@ -554,7 +554,7 @@ def run_benchmark(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     pages_dir, feeds_dir = tmp / "site" / "pages", tmp / "site" / "feeds"
     write_pages(pages, pages_dir)
     feeds_dir.mkdir(parents=True)
-    prefect_home, db, feeds_toml = tmp / "prefect-home", tmp / "bench.duckdb", tmp / "feeds.toml"
+    prefect_home, db, feeds_toml = tmp / "prefect-home", tmp / "bench.ducklake", tmp / "feeds.toml"
     prefect_home.mkdir()
     distinct = len({p.source for p in pages})
     print(f"{len(pages)} pages ({distinct} distinct) in {pages_dir}", flush=True)

@@ -263,9 +263,10 @@ def run_timing(api: str, run: dict[str, Any]) -> RunTiming:
 
 def warehouse_runs(db: Path) -> list[dict[str, Any]]:
     """The warehouse's ``ingest`` runs (status and counts), oldest first; read after serve has stopped."""
-    import duckdb
+    from newsflow.settings import load_settings
+    from newsflow.warehouse.lakehouse import Warehouse
 
-    con = duckdb.connect(str(db), read_only=True)
+    con = Warehouse.open(load_settings(db=db)).connect()
     try:
         rows = con.execute(
             "SELECT status, counts FROM runs WHERE flow = 'ingest' ORDER BY started_at"
@@ -345,7 +346,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def measure(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> dict[str, Any]:
     """Start everything (registered on ``stack``, so it is stopped however this ends) and measure."""
-    home, db = tmp / "prefect-home", tmp / "schedule.duckdb"
+    home, db = tmp / "prefect-home", tmp / "schedule.ducklake"
     home.mkdir()
     pages = collect_pages(FEED_ARTICLES)
     write_pages(pages, tmp / "site" / "pages")

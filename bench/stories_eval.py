@@ -30,8 +30,6 @@ from datetime import UTC, datetime
 from itertools import combinations, product
 from pathlib import Path
 
-import duckdb
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -39,6 +37,7 @@ from newsflow.settings import load_settings  # noqa: E402
 from newsflow.tasks import neardup, stories  # noqa: E402
 from newsflow.tasks.loading import load_file  # noqa: E402
 from newsflow.tasks.stories import StoryArticle  # noqa: E402
+from newsflow.warehouse.lakehouse import Warehouse  # noqa: E402
 
 DATA = Path(os.environ.get("NEWSFLOW_SHARED_DATA", REPO.parent / "shared" / "data"))
 NO_DATE = datetime(2020, 1, 1, 12, tzinfo=UTC)  # one time for corpora without dates: time does not help
@@ -211,12 +210,12 @@ def run_stream(items: list[Labelled], use_dates: bool) -> tuple[Scores, list[str
                 record |= {"site": a.site} if a.site else {}
                 record |= {"published_at": a.published_at.isoformat()} if use_dates and x.dated else {}
                 out.write(json.dumps(record) + "\n")
-        settings = load_settings(db=Path(tmp) / "eval.duckdb")
+        settings = load_settings(db=Path(tmp) / "eval.ducklake")
         started = time.perf_counter()
         summary = load_file(path, settings)
         elapsed = time.perf_counter() - started
         assert summary["bad_lines"] == 0, summary
-        with duckdb.connect(str(settings.db), read_only=True) as con:
+        with Warehouse.open(settings).connect() as con:
             assigned = dict(con.execute("SELECT external_id, story_id FROM articles").fetchall())
     pred = [assigned[x.article.article_id] or f"none-{x.article.article_id}" for x in ordered]
     return cluster_scores(pred, [x.gold for x in ordered]), pred, elapsed

@@ -23,6 +23,7 @@ import functools
 import json
 import resource
 import subprocess
+import shutil
 import sys
 import time
 from collections import defaultdict
@@ -41,7 +42,14 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import stories_eval  # noqa: E402
 from ingest_bench import checked, render_table  # noqa: E402
-from newsflow.warehouse.connection import connect, writer  # noqa: E402
+
+from newsflow.settings import load_settings  # noqa: E402
+from newsflow.warehouse.lakehouse import Warehouse  # noqa: E402
+
+
+def _lake(path: Path) -> Warehouse:
+    return Warehouse.open(load_settings(db=path))
+
 
 from newsflow.tasks import grouping, neardup, stories  # noqa: E402
 from newsflow.tasks.features import text_features  # noqa: E402
@@ -89,7 +97,7 @@ def build_warehouse(path: Path, n: int, days: int, texts: Sequence[StoryArticle]
     df = stories_eval.warm_df(texts)
     vectors = _text_vectors(texts, df)
     scale = n / max(df.n_docs, 1)
-    with writer(path) as con:
+    with _lake(path).write() as con:
         con.execute(
             """
             INSERT INTO articles (article_id, site, title, published_at, text, word_count, content_source,
@@ -114,12 +122,12 @@ def build_warehouse(path: Path, n: int, days: int, texts: Sequence[StoryArticle]
         con.execute("INSERT INTO term_stats SELECT term, df FROM built_df")
     for start in range(0, n, BUILD_CHUNK):
         stop = min(n, start + BUILD_CHUNK)
-        with writer(path) as con:
+        with _lake(path).write() as con:
             _insert_signatures(con, rng, (start, stop, n), days)
             _insert_stories(con, rng, (start, stop, n), days, vectors)
         print(f"  built {stop:,} of {n:,} stored articles", flush=True)
-    with connect(path) as con:
-        con.execute("CHECKPOINT")
+    with _lake(path).maintenance() as con:
+        con.execute("CALL ducklake_flush_inlined_data('lake')").fetchall()
 
 
 def _insert_signatures(con: Any, rng: np.random.Generator, span: tuple[int, int, int], days: int) -> None:
@@ -220,8 +228,7 @@ def measure(path: Path, batch_size: int, repeat: int) -> dict[str, Any]:
     timings: dict[str, float] = defaultdict(float)
     _instrument(timings)
     runs = []
-    con = connect(path)
-    try:
+    with _lake(path).maintenance() as con:  # the write lock; each repeat's transaction is rolled back
         for _ in range(repeat):
             timings.clear()
             con.execute("BEGIN TRANSACTION")
@@ -233,8 +240,6 @@ def measure(path: Path, batch_size: int, repeat: int) -> dict[str, Any]:
                 {"total": total, "stages": dict(timings), "joined": outcome.joined,
                  "new_stories": outcome.new_stories, "near_dups": len(outcome.near_marks)}
             )  # fmt: skip
-    finally:
-        con.close()
     median = sorted(runs, key=lambda r: r["total"])[len(runs) // 2]
     median["all_totals"] = [r["total"] for r in runs]
     median["features_s"] = features_seconds
@@ -257,7 +262,7 @@ def candidate_rate(texts: Sequence[StoryArticle]) -> tuple[int, float]:
 
 
 def _sizes(path: Path) -> dict[str, int]:
-    with connect(path, read_only=True) as con:
+    with _lake(path).read() as con:
         return {
             t: int(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0])
             for t in ("articles", "lsh_bands", "stories", "story_terms")
@@ -280,9 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     results = []
     for n in args.stored:
-        path = RESULTS / f"stories-speed-{n}-{args.days}d.duckdb"
+        path = RESULTS / f"stories-speed-{n}-{args.days}d.ducklake"
         if args.rebuild or not path.exists():
             path.unlink(missing_ok=True)
+            shutil.rmtree(f"{path}.files", ignore_errors=True)  # the lake's data folder
             print(f"building {path} ...", flush=True)
             started = time.perf_counter()
             build_warehouse(path, n, args.days, texts)
