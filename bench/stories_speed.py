@@ -22,8 +22,8 @@ import argparse
 import functools
 import json
 import resource
-import subprocess
 import shutil
+import subprocess
 import sys
 import time
 from collections import defaultdict

@@ -28,12 +28,20 @@ def migrations(package: str = "newsflow.warehouse.migrations") -> list[tuple[int
     return sorted(found)
 
 
+_BOOKKEEPING = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version INTEGER NOT NULL, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+)
+
+
 def applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
-    """Versions already applied to this warehouse (creating the bookkeeping table if needed)."""
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INTEGER NOT NULL, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
-    )
+    """Versions already applied to this warehouse (none before the first migration committed)."""
+    present = con.execute(
+        "SELECT count(*) FROM duckdb_tables()"
+        " WHERE database_name = current_database() AND table_name = 'schema_migrations'"
+    ).fetchall()
+    if not present[0][0]:
+        return set()
     return {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
 
 
@@ -60,6 +68,9 @@ def migrate(
             continue
         con.execute("BEGIN TRANSACTION")
         try:
+            # In the same transaction: a run killed mid-migration leaves no bookkeeping table behind, so
+            # readers never take a half-made lake for a made one.
+            con.execute(_BOOKKEEPING)
             for statement in _statements(sql):
                 con.execute(statement)
             folded = range(1, version) if version == LAKE_BASELINE and not done else ()
