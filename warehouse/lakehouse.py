@@ -272,6 +272,8 @@ class Warehouse:
             load_extensions(con, self.spec.extensions)
             con.execute(self.spec.attach_sql(read_only=True))
             con.execute(f"USE {LAKE}")
+            if not self._has_schema(con):
+                raise WarehouseError(f"no warehouse at {self.spec.describe()} yet: {_FIRST_RUN_HINT}")
             if sandbox:
                 data = con.execute(
                     f"SELECT value FROM __ducklake_metadata_{LAKE}.ducklake_metadata WHERE key = 'data_path'"
@@ -280,6 +282,9 @@ class Warehouse:
                 con.execute("SET allowed_directories = ?", [allowed])
                 con.execute("SET enable_external_access = false")
                 con.execute("SET lock_configuration = true")
+        except WarehouseError:
+            con.close()
+            raise
         except duckdb.Error as exc:
             con.close()
             raise WarehouseError(f"cannot open warehouse {self.spec.describe()}: {exc}") from exc
