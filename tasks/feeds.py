@@ -60,7 +60,11 @@ def parse_feed(
     headers = {k.lower(): v for k, v in headers.items()}
     if _is_json(content, headers.get("content-type", "")):
         return _parse_json_feed(content, feed_url, now, future_tolerance)
-    response_headers = {"content-location": feed_url}
+    # An empty content-location (the headers still mark the bytes as an HTTP response, for the bozo
+    # checks): with the feed URL there, feedparser would resolve a permalink guid such as <guid>1</guid>
+    # to http://host/feeds/1, and a bare guid, which only means something inside its feed, would pass for
+    # a global URL. Guids stay as the feed wrote them; links are resolved against the feed URL in _entry.
+    response_headers = {"content-location": ""}
     if "content-type" in headers:
         response_headers["content-type"] = headers["content-type"]
     if _declares_entities(content, response_headers):
@@ -112,6 +116,7 @@ def _entry(raw: Any, feed_url: str, now: datetime, tolerance: timedelta) -> Feed
         tolerance,
     )
     link = raw.get("link")
+    link = urljoin(feed_url, link) if isinstance(link, str) and link.strip() else None
     return FeedEntry(
         feed_url=feed_url,
         guid=_text(raw.get("id")),

@@ -263,3 +263,28 @@ def test_json_that_is_not_a_json_feed() -> None:
     with pytest.raises(FeedParseError) as info:
         parse(b'{"hello": "world"}', {"content-type": "application/json"})
     assert info.value.reason == "not_a_feed"
+
+
+@pytest.mark.parametrize(
+    ("guid_xml", "guid", "key"),
+    [
+        # a bare permalink guid is stored as written and scoped by its feed (feedparser would resolve it
+        # against the feed URL, making two feeds' "1" one global URL)
+        ("<guid>1</guid>", "1", f"{FEED_URL}#1"),
+        ('<guid isPermaLink="false">1</guid>', "1", f"{FEED_URL}#1"),
+        ("<guid>/posts/1</guid>", "/posts/1", f"{FEED_URL}#/posts/1"),
+        ("<guid>https://s.example/p/1</guid>", "https://s.example/p/1", "https://s.example/p/1"),
+        ("<guid>tag:s.example,2024:1</guid>", "tag:s.example,2024:1", "tag:s.example,2024:1"),
+    ],
+)
+def test_guids_are_kept_as_written_and_bare_ones_scoped_by_feed(guid_xml: str, guid: str, key: str) -> None:
+    from newsflow.tasks.dedupe import guid_key
+
+    feed = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+        f"<item><title>a</title><link>/a/1</link>{guid_xml}</item></channel></rss>"
+    )
+    (entry,) = parse(feed.encode()).entries
+    assert entry.guid == guid
+    assert guid_key(entry.guid, FEED_URL) == key
+    assert entry.link == "https://feeds.example.com/a/1"  # relative links still resolve for fetching

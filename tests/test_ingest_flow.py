@@ -284,3 +284,24 @@ def test_repeated_failures_pause_a_feed(
     resumed = CliRunner().invoke(main, ["feeds", "resume", url, "--db", str(db)])
     assert resumed.exit_code == 0
     assert query(db, "SELECT paused, error_streak FROM feeds") == [(False, 0)]
+
+
+def test_the_same_bare_guid_in_two_feeds_is_two_articles(
+    site: LoopbackSite, prefect_harness: None, db: Path, tmp_path: Path
+) -> None:
+    """Two feeds on one host whose items both have <guid>1</guid> (as many CMSs write): two articles, both
+    pages fetched, no duplicate mark, and the guid stored as written."""
+    from newsflow.flows.ingest import ingest
+
+    pages = sorted(benchmark_pages())[:2]
+    urls = []
+    for name, page in zip(("a", "b"), pages, strict=True):
+        write_feed(site.root / "guids" / f"{name}.xml", f"Feed {name}",
+                   [Item(f"Story {name}", site.url(f"/pages/{page}.html"), guid="1")])  # fmt: skip
+        urls.append(site.url(f"/site/guids/{name}.xml"))
+    feeds = tmp_path / "feeds.toml"
+    feeds.write_text("".join(f'[[feeds]]\nurl = "{u}"\n' for u in urls))
+    summary = ingest(feeds_file=str(feeds), db=str(db), allow_private_networks=True)
+    assert summary["articles_stored"] == 2 and summary["duplicate_reasons"] == {}
+    rows = query(db, "SELECT guid, guid_key, content_source, duplicate_of FROM articles ORDER BY feed_url")
+    assert rows == [("1", f"{urls[0]}#1", "page", None), ("1", f"{urls[1]}#1", "page", None)]
