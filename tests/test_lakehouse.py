@@ -196,7 +196,7 @@ def test_postgres_catalog_without_a_data_path_is_a_clear_error(
     assert result.stderr.startswith("Error: ") and "NEWSFLOW_DATA_PATH" in result.stderr
 
 
-def test_maintenance_compacts_small_files_and_keeps_every_row(tmp_path: Path) -> None:
+def test_maintenance_compacts_small_files_and_keeps_every_row(prefect_harness: str, tmp_path: Path) -> None:
     """A load committed batch by batch leaves many small files; maintenance merges them, expires old
     snapshots and deletes what no snapshot needs, and every row and the time-travel reach stay true."""
     source = _amazon_jsonl(tmp_path / "amazon.jsonl")
@@ -207,7 +207,8 @@ def test_maintenance_compacts_small_files_and_keeps_every_row(tmp_path: Path) ->
     with reader(db) as con:
         before = con.execute("SELECT article_id, story_id, text FROM articles ORDER BY 1").fetchall()
         first_version = con.execute("SELECT min(snapshot_id) FROM lake.snapshots()").fetchall()[0][0]
-    env = {**os.environ, "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
+    # the session's Prefect API: a temporary one per process can time out starting on a loaded machine
+    env = {**environment(prefect_harness), "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
     done = subprocess.run([NEWSFLOW, "maintenance", "--db", str(db), "--snapshot-retention-days", "0"],
                           env=env, capture_output=True, text=True, timeout=180)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
