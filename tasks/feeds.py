@@ -63,7 +63,8 @@ def parse_feed(
     # An empty content-location (the headers still mark the bytes as an HTTP response, for the bozo
     # checks): with the feed URL there, feedparser would resolve a permalink guid such as <guid>1</guid>
     # to http://host/feeds/1, and a bare guid, which only means something inside its feed, would pass for
-    # a global URL. Guids stay as the feed wrote them; links are resolved against the feed URL in _entry.
+    # a global URL. Guids stay as the feed wrote them; links (entries' and the feed's own) are resolved
+    # against the feed URL here.
     response_headers = {"content-location": ""}
     if "content-type" in headers:
         response_headers["content-type"] = headers["content-type"]
@@ -85,7 +86,7 @@ def parse_feed(
             raise FeedParseError(feed_url, "malformed", f"malformed feed with no entries: {bozo_reason}")
     title = parsed.get("feed", {}).get("title")
     links = {
-        link["rel"]: link["href"]
+        link["rel"]: urljoin(feed_url, link["href"])
         for link in reversed(parsed.get("feed", {}).get("links", []))
         if link.get("rel") and link.get("href")
     }

@@ -288,3 +288,14 @@ def test_guids_are_kept_as_written_and_bare_ones_scoped_by_feed(guid_xml: str, g
     assert entry.guid == guid
     assert guid_key(entry.guid, FEED_URL) == key
     assert entry.link == "https://feeds.example.com/a/1"  # relative links still resolve for fetching
+
+
+def test_relative_feed_links_resolve_against_the_feed_url() -> None:
+    feed = (
+        '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+        '<link rel="prev-archive" href="archive/1.xml"/><id>tag:x</id>'
+        "<entry><id>7</id><title>a</title><link href='/a/7'/></entry></feed>"
+    )
+    parsed = parse(feed.encode())
+    assert parsed.links["prev-archive"] == "https://feeds.example.com/archive/1.xml"
+    assert parsed.entries[0].guid == "7" and parsed.entries[0].link == "https://feeds.example.com/a/7"
