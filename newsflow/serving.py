@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from newsflow.errors import ConfigError
@@ -28,15 +31,22 @@ def parse_duration(text: str) -> int:
 
 def deployments(settings: Settings) -> list[Any]:
     """The ``ingest`` (scheduled, due feeds only), ``backfill`` (on demand) and ``maintenance`` (cron)
-    deployments. Each allows one active run at a time; runs inherit this process's environment."""
+    deployments. Each allows one active run at a time; runs inherit this process's environment.
+
+    Entrypoints are module paths (``newsflow.flows.ingest.ingest``), never a file path relative to the
+    working directory."""
+    from prefect.types.entrypoint import EntrypointType
+
     from newsflow.flows.backfill import backfill
     from newsflow.flows.ingest import ingest
     from newsflow.flows.maintenance import maintenance
 
-    db = str(settings.db)
+    db = str(settings.db.absolute())
+    module = EntrypointType.MODULE_PATH
     return [
         ingest.to_deployment(
             name="ingest",
+            entrypoint_type=module,
             interval=timedelta(seconds=settings.ingest_interval),
             parameters={"db": db, "due_only": True},
             concurrency_limit=1,
@@ -44,16 +54,18 @@ def deployments(settings: Settings) -> list[Any]:
         ),
         backfill.to_deployment(
             name="backfill",
+            entrypoint_type=module,
             parameters={"db": db},
             concurrency_limit=1,
             description="Fill a past period: run with since/until (and feed, site, sources) parameters.",
         ),
         maintenance.to_deployment(
             name="maintenance",
+            entrypoint_type=module,
             cron=settings.maintenance_cron,
             parameters={"db": db},
             concurrency_limit=1,
-            description="Prune old raw pages (retention setting) and checkpoint the warehouse.",
+            description="Prune old raw pages, compact the lake, expire old snapshots.",
         ),
     ]
 
@@ -69,8 +81,36 @@ def require_server() -> str:
 
 
 def serve(settings: Settings) -> None:
-    """Register the deployments with the server and run their flows until interrupted."""
+    """Register the deployments with the server and run their flows until interrupted.
+
+    Flow runs start in an empty working directory of their own: Prefect puts the working directory first on
+    ``sys.path`` of every flow run, and a folder there named ``newsflow`` (the clone, when serving from the
+    folder that holds it) would shadow the installed package. Relative paths in ``NEWSFLOW_*`` settings
+    are made absolute first, so they mean what they meant where ``serve`` was started."""
     from prefect import serve as prefect_serve
 
     require_server()
-    prefect_serve(*deployments(settings), print_starting_message=True)
+    served = deployments(settings)
+    _absolute_path_settings()
+    with tempfile.TemporaryDirectory(prefix="newsflow-serve-") as workdir:
+        started_in = Path.cwd()
+        os.chdir(workdir)
+        try:
+            prefect_serve(*served, print_starting_message=True)
+        finally:
+            os.chdir(started_in)
+
+
+_PATH_SETTINGS = {"NEWSFLOW_DB": "", "NEWSFLOW_DATA_PATH": "", "NEWSFLOW_WAREHOUSE": "ducklake:sqlite:"}
+
+
+def _absolute_path_settings() -> None:
+    """Rewrite relative local paths in the path settings of this process's environment (flow runs read
+    them) as absolute ones; URLs such as ``s3://...`` and Postgres catalogs are left alone."""
+    for name, prefix in _PATH_SETTINGS.items():
+        value = os.environ.get(name, "")
+        if not value.startswith(prefix):
+            continue
+        path = value.removeprefix(prefix)
+        if path and "://" not in path and not Path(path).expanduser().is_absolute():
+            os.environ[name] = prefix + str(Path(path).expanduser().absolute())

@@ -145,10 +145,17 @@ def test_scheduled_ingests_and_a_triggered_backfill(
                            env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert added.returncode == 0, added.stderr
     register(db, backfill_site.site)
+    # Served from the folder that holds a clone named `newsflow` (with `shared/` beside it), as a user who
+    # cloned into ~/src does: the clone folder must not shadow the installed package in flow runs, and a
+    # relative NEWSFLOW_DB means the same file in every run.
+    holder = tmp_path / "src"
+    holder.mkdir()
+    (holder / "newsflow").symlink_to(REPO, target_is_directory=True)
     serve_log = (tmp_path / "serve.log").open("w")
     serving = subprocess.Popen(
         [str(BIN / "newsflow"), "serve", "--ingest-every", "5s"],
-        env=env, cwd=REPO, stdout=serve_log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**env, "NEWSFLOW_DB": "../served.ducklake"}, cwd=holder,
+        stdout=serve_log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
         ingests = wait_until(lambda: len(runs(db, "ingest")) >= 2 and runs(db, "ingest"), 120,

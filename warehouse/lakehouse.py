@@ -131,7 +131,7 @@ def lake_spec(db: Path, warehouse: str | None, data_path: str | None) -> LakeSpe
                 "machine reaches"
             )
         return LakeSpec(warehouse, _folder(data_path), None)
-    db = db.expanduser().absolute()
+    db = _absolute(db)
     if _is_duckdb_file(db):
         raise ConfigError(
             f"{db} is a DuckDB warehouse file from before the lakehouse: upgrade it with "
@@ -143,7 +143,13 @@ def lake_spec(db: Path, warehouse: str | None, data_path: str | None) -> LakeSpe
 def _folder(path: str) -> str:
     if "://" in path:
         return path.rstrip("/") + "/"
-    return str(Path(path).expanduser().absolute()) + "/"
+    return str(_absolute(Path(path))) + "/"
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` made absolute with ``..`` folded (symlinks kept): one lake, one spelling, since the catalog
+    remembers its data path and refuses another spelling of it."""
+    return Path(os.path.abspath(path.expanduser()))
 
 
 def _is_duckdb_file(path: Path) -> bool:
