@@ -86,6 +86,9 @@ class LakeSpec:
     data_path: str
     #: The SQLite catalog file, for the embedded kind (None for Postgres).
     catalog_file: Path | None
+    #: False when ``data_path`` is the default beside the catalog: an existing lake then keeps the data path
+    #: it was made with, however the catalog's path is spelled now (through a symlink, from another folder).
+    data_path_given: bool = True
 
     @property
     def is_postgres(self) -> bool:
@@ -103,11 +106,13 @@ class LakeSpec:
             return str(self.catalog_file)
         return _without_password(self.catalog)
 
-    def attach_sql(self, *, read_only: bool) -> str:
-        """The ATTACH statement (the catalog remembers its data path; writers pass it so a new lake gets
-        it)."""
-        options = ["READ_ONLY"] if read_only else [f"DATA_PATH {_quote(self.data_path)}"]
-        return f"ATTACH {_quote(self.catalog)} AS {LAKE} ({', '.join(options)})"
+    def attach_sql(self, *, read_only: bool, data_path: bool = False) -> str:
+        """The ATTACH statement. The catalog remembers its data path; ``data_path`` passes ours, which a
+        new lake needs and an existing one must match."""
+        options = ["READ_ONLY"] if read_only else []
+        if data_path:
+            options.append(f"DATA_PATH {_quote(self.data_path)}")
+        return f"ATTACH {_quote(self.catalog)} AS {LAKE}" + (f" ({', '.join(options)})" if options else "")
 
 
 def lake_spec(db: Path, warehouse: str | None, data_path: str | None) -> LakeSpec:
@@ -137,7 +142,7 @@ def lake_spec(db: Path, warehouse: str | None, data_path: str | None) -> LakeSpe
             f"{db} is a DuckDB warehouse file from before the lakehouse: upgrade it with "
             f"`newsflow migrate --from {db} --db NEW.ducklake` (every row is copied; the file is not changed)"
         )
-    return LakeSpec(f"ducklake:sqlite:{db}", _folder(data_path or f"{db}.files"), db)
+    return LakeSpec(f"ducklake:sqlite:{db}", _folder(data_path or f"{db}.files"), db, bool(data_path))
 
 
 def _folder(path: str) -> str:
@@ -366,11 +371,22 @@ class Warehouse:
         con = duckdb.connect(config=dict(_NO_DOWNLOADS))
         try:
             load_extensions(con, self.spec.extensions)
-            _retry_locked(lambda: con.execute(self.spec.attach_sql(read_only=False)), self.lock_timeout)
+            _retry_locked(lambda: self._attach_writable(con), self.lock_timeout)
         except duckdb.Error as exc:
             con.close()
             raise WarehouseError(f"cannot open warehouse {self.spec.describe()}: {exc}") from exc
         return con
+
+    def _attach_writable(self, con: duckdb.DuckDBPyConnection) -> None:
+        if self.spec.data_path_given:
+            con.execute(self.spec.attach_sql(read_only=False, data_path=True))
+            return
+        try:  # an existing lake: its own data path
+            con.execute(self.spec.attach_sql(read_only=False))
+        except duckdb.InvalidInputException as exc:
+            if "data_path is not set" not in str(exc):
+                raise
+            con.execute(self.spec.attach_sql(read_only=False, data_path=True))  # a new lake: the default
 
     @staticmethod
     def _has_schema(con: duckdb.DuckDBPyConnection) -> bool:
