@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from datetime import datetime
@@ -11,7 +10,7 @@ from typing import Any, cast
 
 import click
 
-from newsflow.errors import NewsflowError
+from newsflow.errors import NewsflowError, NotFoundError
 from newsflow.settings import Settings, load_settings
 
 EXIT_ERROR = 1
@@ -98,10 +97,12 @@ def ingest(
     from newsflow.feedlist import load_feed_file
 
     # Bad input fails here, in one line, before any flow run starts.
-    load_settings(db=db, batch_size=batch_size, extraction_workers=workers, extraction_runner=runner_spec)
+    settings = load_settings(
+        db=db, batch_size=batch_size, extraction_workers=workers, extraction_runner=runner_spec
+    )
     if feeds_file:
         load_feed_file(Path(feeds_file))
-    from newsflow.display import progress_bars, summary_table
+    from newsflow.display import progress_bars, render_json, summary_table
     from newsflow.flows.ingest import ingest as ingest_flow
     from newsflow.progress import reporting_to
 
@@ -115,7 +116,7 @@ def ingest(
             extraction_workers=workers,
             extraction_runner_spec=runner_spec,
         )
-    click.echo(json.dumps(summary, indent=2) if as_json else summary_table(summary))
+    click.echo(render_json(summary) if as_json else summary_table(summary, warehouse_name(settings)))
 
 
 @main.command()
@@ -157,8 +158,8 @@ def backfill(
     the unfinished chunks. Example: newsflow backfill --since 2023-09-01 --until 2023-09-30 --site example.com
     """
     _quiet_prefect(verbose)
-    load_settings(db=db)
-    from newsflow.display import backfill_summary, progress_bars
+    settings = load_settings(db=db)
+    from newsflow.display import backfill_summary, progress_bars, render_json
     from newsflow.flows.backfill import Source, validate_request
     from newsflow.flows.backfill import backfill as backfill_flow
     from newsflow.progress import reporting_to
@@ -176,7 +177,7 @@ def backfill(
             allow_private_networks=allow_private_networks,
             chunk_days=chunk_days,
         )
-    click.echo(json.dumps(summary, indent=2, default=str) if as_json else backfill_summary(summary))
+    click.echo(render_json(summary) if as_json else backfill_summary(summary, warehouse_name(settings)))
 
 
 @main.command()
@@ -237,6 +238,7 @@ def maintenance_command(
         raw_page_retention_days=raw_page_retention_days,
         snapshot_retention_days=snapshot_retention_days,
     )
+    from newsflow.display import render_json
     from newsflow.flows.maintenance import maintenance
 
     summary = maintenance(
@@ -244,7 +246,7 @@ def maintenance_command(
         raw_page_retention_days=raw_page_retention_days,
         snapshot_retention_days=snapshot_retention_days,
     )
-    click.echo(json.dumps(summary, indent=2))
+    click.echo(render_json(summary))
 
 
 @main.command("migrate")
@@ -281,6 +283,13 @@ def migrate_command(db: Path | None, old_file: Path | None) -> None:
     if not report.ok:
         raise NewsflowError(f"upgrade of {old_file} did not copy every row intact: see the table above")
     click.echo(f"upgraded {old_file} into {warehouse.spec.describe()}")
+
+
+def warehouse_name(settings: Settings) -> str:
+    """Where the warehouse is, as summaries end with it (the catalog file, or the Postgres catalog)."""
+    from newsflow.warehouse.lakehouse import Warehouse
+
+    return Warehouse.open(settings).spec.describe()
 
 
 def _quiet_prefect(verbose: bool) -> None:
@@ -347,7 +356,8 @@ format_option = click.option(
     "--since",
     default="24h",
     show_default=True,
-    help="Stories with an article since: a duration (30m, 24h, 7d, 2w), a day (YYYY-MM-DD, UTC) or 'all'.",
+    help="Stories with an article published since: a duration (30m, 24h, 7d, 2w), a day (YYYY-MM-DD, UTC) "
+    "or 'all'. Undated articles count at the time newsflow first saw them.",
 )
 @click.option(
     "--min-outlets", type=click.IntRange(min=1), default=1, show_default=True, help="Fewest outlets."
@@ -357,6 +367,10 @@ format_option = click.option(
 @format_option
 def stories_command(since: str, min_outlets: int, limit: int, db: Path | None, fmt: str) -> None:
     """List stories, biggest first, with their outlets and headline.
+
+    The window is on publication time, so a backfill or `load` of older articles shows with `--since all`
+    (or a longer window). The table shows when each story's latest article appeared; -f csv/json also give
+    first_at. Ids print whole; `newsflow story` also takes a unique prefix.
 
     Example: newsflow stories --since 7d --min-outlets 3
     """
@@ -369,11 +383,18 @@ def stories_command(since: str, min_outlets: int, limit: int, db: Path | None, f
     since_at = parse_since(since, utcnow())
     with Warehouse.open(settings).read() as con:
         rows = stories_table.list_stories(con, since=since_at, min_outlets=min_outlets, limit=limit)
+        total, newest = stories_table.newest_story(con) if not rows else (0, None)
     columns = ["story_id", "articles", "outlets", "first_at", "last_at", "headline", "sites"]
-    if fmt == "table":  # narrow terminals: short times, the span's end only
+    if fmt == "table":
         columns.remove("first_at")
-        rows = [r | {"last_at": f"{r['last_at']:%Y-%m-%d %H:%M}"} for r in rows]
     click.echo(render_rows(columns, [tuple(r[c] for c in columns) for r in rows], fmt))
+    if not rows and total:
+        click.echo(
+            f"no story has an article published {'since' if '-' in since else 'in the last'} {since} "
+            f"({total} stories in all, the latest article "
+            f"at {newest:%Y-%m-%d %H:%M:%S}): try --since all",
+            err=True,
+        )
 
 
 def existing_warehouse(db: Path | None) -> Settings:
@@ -417,32 +438,35 @@ def parse_since(value: str, now: datetime) -> datetime | None:
 def story_command(story_id: str, db: Path | None, fmt: str) -> None:
     """Show one story: its articles with outlet, time, title, URL, copy marks and grouping decision.
 
+    STORY_ID is a story id or a unique prefix of one (at least 4 characters).
     Example: newsflow story s_0123456789abcdef
     """
-    from newsflow.display import render_rows
+    from newsflow.display import render_json, render_rows
     from newsflow.warehouse import stories as stories_table
     from newsflow.warehouse.lakehouse import Warehouse
+    from newsflow.warehouse.query import unique_id
 
     settings = existing_warehouse(db)
     with Warehouse.open(settings).read() as con:
+        story_id = unique_id(con, "stories", story_id)
         overview = stories_table.story_overview(con, story_id)
         members = stories_table.story_members(con, story_id)
-    if overview is None:
-        raise NewsflowError(f"no story {story_id!r} in {settings.db} (see `newsflow stories`)")
+    if overview is None:  # a story row without articles: released by a regroup in progress
+        raise NotFoundError(f"story {story_id} has no articles (see `newsflow stories`)")
     if fmt == "json":
-        click.echo(json.dumps({"story": overview, "articles": members}, indent=2, default=str))
+        click.echo(render_json({"story": overview, "articles": members}))
         return
-    columns = ["site", "published", "title", "url", "copy_of", "decision"]
+    columns = ["article_id", "site", "published", "title", "copy_of", "copy", "decision", "url"]
     rows = [
-        (m["site"], f"{m['published']:%Y-%m-%d %H:%M}" if fmt == "table" else m["published"], m["title"],
-         m["url"], _copy_mark(m), _decision(m))
+        (m["article_id"], m["site"], m["published"], m["title"], m["duplicate_of"], _copy_mark(m),
+         _decision(m), m["url"])
         for m in members
     ]  # fmt: skip
     if fmt == "table":
         click.echo(
-            f"{overview['headline'] or '(no headline)'}\n{overview['articles']} articles "
-            f"({overview['originals']} originals) from {overview['outlets']} outlets, "
-            f"{overview['first_at']} .. {overview['last_at']}\n"
+            f"{overview['headline'] or '(no headline)'}\n{story_id}: {overview['articles']} articles "
+            f"({overview['originals']} originals) from {overview['outlets']} outlets\n"
+            f"{overview['first_at']:%Y-%m-%d %H:%M:%S} .. {overview['last_at']:%Y-%m-%d %H:%M:%S} UTC\n"
         )
     click.echo(render_rows(columns, rows, fmt))
 
@@ -450,13 +474,45 @@ def story_command(story_id: str, db: Path | None, fmt: str) -> None:
 def _copy_mark(member: dict[str, Any]) -> str | None:
     if not member["duplicate_of"]:
         return None
-    return f"{member['dup_reason']} {member['dup_score'] or 1.0:.2f} of {member['duplicate_of']}"
+    return f"{member['dup_reason']} {member['dup_score'] or 1.0:.2f}"
 
 
 def _decision(member: dict[str, Any]) -> str | None:
     if not member["reason"]:
         return None
     return f"{member['reason']} {member['score']:.3f}"
+
+
+@main.command("article")
+@click.argument("article_id")
+@db_option
+@format_option
+def article_command(article_id: str, db: Path | None, fmt: str) -> None:
+    """Show one article: metadata, copy mark, story and the extracted text.
+
+    ARTICLE_ID is an article id (as `newsflow story` lists them) or a unique prefix of one.
+    Example: newsflow article 0f3c9a
+    """
+    from newsflow.display import render_json, render_record, render_rows
+    from newsflow.warehouse.articles import article_detail
+    from newsflow.warehouse.lakehouse import Warehouse
+    from newsflow.warehouse.query import unique_id
+
+    settings = existing_warehouse(db)
+    with Warehouse.open(settings).read() as con:
+        article = article_detail(con, unique_id(con, "articles", article_id))
+    assert article is not None  # unique_id found it in the same snapshot
+    if fmt == "json":
+        click.echo(render_json(article))
+        return
+    if fmt == "csv":
+        click.echo(render_rows(list(article), [tuple(article.values())], "csv"))
+        return
+    text = article.pop("text")
+    click.echo(article.pop("title") or "(no title)")
+    click.echo(render_record([(name, value) for name, value in article.items() if value not in (None, [])]))
+    click.echo("")
+    click.echo(text)
 
 
 @main.command("load")
@@ -480,8 +536,10 @@ def load_command(file: Path, db: Path | None, batch_size: int | None, as_json: b
         click.echo(f"{file}:{bad.line}: {bad.reason}", err=True)
 
     summary = load_file(file, settings, on_bad_line=report_bad)
+    from newsflow.display import render_json
+
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        click.echo(render_json(summary))
     else:
         duplicates = summary["duplicates"]
         near = duplicates.get("near_duplicate", 0)

@@ -5,48 +5,168 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import shutil
 import sys
+import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 FORMATS = ("table", "csv", "json")
+#: Longest cell a table shows (the rest is cut with "…"; CSV and JSON carry every character).
 MAX_CELL = 80
+#: Narrowest a text column may get before a table gives way to records.
+MIN_TEXT = 16
+#: Width of output that is not a terminal (piped, redirected) when COLUMNS is not set.
+PIPED_WIDTH = 200
+_GAP = 3  # between two table columns: padding, separator, padding
 
 
-def render_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
-    """Rows as an aligned table (long cells cut), CSV, or a JSON list of objects."""
+def render_rows(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, *, width: int | None = None
+) -> str:
+    """Rows as a table, CSV, or a JSON list of objects.
+
+    Every format shows every column. Lists are lists (``a, b`` in tables and CSV, arrays in JSON), times
+    are UTC to the second, JSON is UTF-8. A table fits ``width`` (default: the terminal's, ``COLUMNS``,
+    or 200 when piped): ids (``*_id`` columns) are never cut, text cells are cut with "…", and when the
+    columns cannot all fit it prints each row as a record (one ``column  value`` line per column).
+    """
     if fmt == "json":
-        return json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str, indent=2)
+        return render_json([dict(zip(columns, row, strict=True)) for row in rows])
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows([["" if v is None else v for v in row] for row in rows])
+        writer.writerows([[_text(v) for v in row] for row in rows])
         return buffer.getvalue().rstrip("\n")
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="ellipsis", no_wrap=True, min_width=min(len(column), 20))
-    for row in rows:
-        table.add_row(*(_cell(v) for v in row))
-    terminal = Console()
-    # In a terminal, fit it (long cells end in "…"); piped or redirected, allow up to 200 columns.
-    width = max(80, terminal.width) if terminal.is_terminal else 200
+    width = width or output_width()
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = _fit(columns, cells, width)
+    counted = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
+    if widths is None:
+        return _records(columns, cells, width) + (
+            f"\n({counted} as records: {len(columns)} columns do not fit in {width}; -f csv for a table)"
+        )
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False)
+    for column, column_width in zip(columns, widths, strict=True):
+        table.add_column(column, width=column_width, no_wrap=True, overflow="ellipsis")
+    for row in cells:
+        table.add_row(*(Text(cell) for cell in row))  # Text: a feed's "[bold]" or ":x:" stays literal
     console = Console(width=width, record=True, file=io.StringIO())
     console.print(table)
-    return console.export_text().rstrip("\n") + f"\n({len(rows)} row{'s' if len(rows) != 1 else ''})"
+    lines = [line.rstrip() for line in console.export_text().rstrip("\n").splitlines()]
+    return "\n".join(lines) + f"\n({counted})"
+
+
+def render_json(value: Any) -> str:
+    """``value`` as indented UTF-8 JSON: times as ISO 8601 UTC to the second, lists as arrays."""
+    return json.dumps(_json_value(value), ensure_ascii=False, indent=2)
+
+
+def render_record(fields: Sequence[tuple[str, Any]], *, width: int | None = None) -> str:
+    """``name  value`` lines, long values wrapped (never cut), for one thing shown whole."""
+    return _record_lines([name for name, _ in fields], [_text(v) for _, v in fields], width or output_width())
+
+
+def output_width() -> int:
+    """Columns to fit: ``COLUMNS`` when set, else the terminal's, else 200 (piped or redirected)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return PIPED_WIDTH
+
+
+def is_key_column(name: str) -> bool:
+    """Columns whose values people paste back (ids): never cut."""
+    return name == "id" or name.endswith("_id") or name in {"duplicate_of", "copy_of"}
+
+
+def _fit(columns: Sequence[str], cells: Sequence[Sequence[str]], width: int) -> list[int] | None:
+    """Each column's width in a table of ``width``, or None when they cannot all fit."""
+    natural = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    least = [
+        n if is_key_column(c) else min(n, max(len(c), MIN_TEXT))
+        for c, n in zip(columns, natural, strict=True)
+    ]
+    spare = width - sum(least) - _GAP * (len(columns) - 1)
+    if spare < 0:
+        return None
+    widths = list(least)
+    for i in range(len(columns)):  # what is left goes to the cut columns, leftmost (most telling) first
+        grant = min(natural[i] - widths[i], spare)
+        widths[i] += grant
+        spare -= grant
+    return widths
+
+
+def _records(columns: Sequence[str], cells: Sequence[Sequence[str]], width: int) -> str:
+    rule = min(width, 40)
+    return "\n".join(
+        f"-[ {number} ]".ljust(rule, "-") + "\n" + _record_lines(columns, row, width)
+        for number, row in enumerate(cells, 1)
+    )
+
+
+def _record_lines(names: Sequence[str], values: Sequence[str], width: int) -> str:
+    label = max(len(n) for n in names)
+    room = max(20, width - label - 2)
+    lines = []
+    for name, value in zip(names, values, strict=True):
+        wrapped = textwrap.wrap(value, room, break_long_words=True, break_on_hyphens=False) or [""]
+        lines.append(f"{name:<{label}}  {wrapped[0]}".rstrip())
+        lines += [" " * (label + 2) + more for more in wrapped[1:]]
+    return "\n".join(lines)
 
 
 def _cell(value: Any) -> str:
+    text = " ".join(_text(value).split())
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+def _text(value: Any) -> str:
+    """A value as one line of text: lists joined with ", ", times as UTC to the second."""
     if value is None:
         return ""
-    text = " ".join(str(value).split())
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+    if isinstance(value, list | tuple):
+        return ", ".join(_text(v) for v in value)
+    if isinstance(value, datetime):
+        return f"{_utc(value):%Y-%m-%d %H:%M:%S}"
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return f"{_utc(value):%Y-%m-%dT%H:%M:%SZ}"
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def _utc(moment: datetime) -> datetime:
+    """Aware times in UTC; naive ones are taken as UTC already (the warehouse stores UTC)."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment
 
 
 @contextmanager
@@ -74,10 +194,10 @@ def progress_bars(enabled: bool) -> Iterator[Any]:
         yield update
 
 
-def backfill_summary(summary: dict[str, Any]) -> str:
-    """The end-of-backfill summary: chunks, discovery, articles."""
+def backfill_summary(summary: dict[str, Any], warehouse: str) -> str:
+    """The end-of-backfill summary: chunks, discovery, articles; the last line names the warehouse."""
     if summary.get("status") == "skipped":
-        return f"skipped: {summary['reason']}"
+        return f"skipped: {summary['reason']}\nwarehouse {warehouse}"
     lines = [
         f"chunks    {summary['chunks_done']} done now, {summary['chunks_already_done']} done before, "
         f"of {summary['chunks_total']}",
@@ -90,6 +210,7 @@ def backfill_summary(summary: dict[str, Any]) -> str:
     ]
     lines += _reasons(summary, (("discovery problems", "discovery_errors"), *_ARTICLE_REASONS))
     lines.append(f"run {summary['run_id']} took {summary.get('timings', {}).get('total_s', 0):.1f} s")
+    lines.append(f"warehouse {warehouse}")
     return "\n".join(lines)
 
 
@@ -112,10 +233,11 @@ def _reasons(summary: dict[str, Any], sections: Sequence[tuple[str, str]]) -> li
     return lines
 
 
-def summary_table(summary: dict[str, Any]) -> str:
-    """The end-of-ingest summary a person reads: feeds, entries, articles, reasons counted."""
+def summary_table(summary: dict[str, Any], warehouse: str) -> str:
+    """The end-of-ingest summary a person reads: feeds, entries, articles, reasons counted; the last line
+    names the warehouse."""
     if summary.get("status") == "skipped":
-        return f"skipped: {summary['reason']}"
+        return f"skipped: {summary['reason']}\nwarehouse {warehouse}"
     lines = [
         f"feeds    polled {summary['feeds_polled']}, new content {summary['feeds_ok']}, "
         f"not modified {summary['feeds_not_modified']}, failed {summary['feeds_failed']}"
@@ -135,4 +257,5 @@ def summary_table(summary: dict[str, Any]) -> str:
     lines += _reasons(summary, (("feed failures", "feed_errors"), *_ARTICLE_REASONS))
     timings = summary.get("timings", {})
     lines.append(f"run {summary['run_id']} took {timings.get('total_s', 0):.1f} s")
+    lines.append(f'warehouse {warehouse}  (query it: newsflow stories, newsflow sql "SELECT ...")')
     return "\n".join(lines)

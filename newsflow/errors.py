@@ -10,6 +10,7 @@ NewsflowError                  base class; the CLI prints it as one line and exi
 ├── WarehouseError             a DuckDB problem
 │   ├── WarehouseLockedError   another process holds the file lock; names the holder
 │   └── QueryError             a ``newsflow sql`` statement was refused or failed
+├── NotFoundError              no story/article with that id or id prefix, or the prefix is ambiguous
 └── RunLockedError             another run of the same kind holds the run lock; names it
 """
 
@@ -77,6 +78,10 @@ class WarehouseLockedError(WarehouseError):
 
 class QueryError(WarehouseError):
     """A user query was refused or failed."""
+
+
+class NotFoundError(NewsflowError):
+    """No row has the id (or unique id prefix) asked for; the message lists candidates when ambiguous."""
 
 
 class RunLockedError(NewsflowError):

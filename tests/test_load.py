@@ -136,7 +136,7 @@ def test_stories_and_story_commands_show_the_story(amazon_db: Path) -> None:
     assert listed.exit_code == 0, listed.output
     stories = json.loads(listed.stdout)
     assert len(stories) == 8 and stories[0]["articles"] == 5 and stories[0]["outlets"] == 5
-    assert stories[0]["sites"] == "CNET, ReadWrite, Reuters, Slashdot.org, Time"
+    assert stories[0]["sites"] == ["CNET", "ReadWrite", "Reuters", "Slashdot.org", "Time"]
     assert "Anthropic" in stories[0]["headline"]
     wide = runner.invoke(main, ["stories", "--since", "all", "--min-outlets", "2", "--db", str(amazon_db)])
     assert wide.stdout.rstrip().endswith("(1 row)")
@@ -144,8 +144,8 @@ def test_stories_and_story_commands_show_the_story(amazon_db: Path) -> None:
     assert recent.stdout.splitlines() == ["story_id,articles,outlets,first_at,last_at,headline,sites"]
     shown = runner.invoke(main, ["story", stories[0]["story_id"], "--db", str(amazon_db), "-f", "csv"])
     lines = shown.stdout.splitlines()
-    assert lines[0] == "site,published,title,url,copy_of,decision" and len(lines) == 6
-    assert sorted(line.split(",")[0] for line in lines[1:]) == [
+    assert lines[0] == "article_id,site,published,title,copy_of,copy,decision,url" and len(lines) == 6
+    assert sorted(line.split(",")[1] for line in lines[1:]) == [
         "CNET",
         "ReadWrite",
         "Reuters",

@@ -259,6 +259,28 @@ def update_extractions(con: duckdb.DuckDBPyConnection, articles: Sequence[Articl
     return updated
 
 
+def article_detail(con: duckdb.DuckDBPyConnection, article_id: str) -> dict[str, Any] | None:
+    """One article as ``newsflow article`` shows it: metadata, copy mark, story (headline, size, the
+    grouping decision) and text; None when there is no such article."""
+    cursor = con.execute(
+        """
+        SELECT a.article_id, a.title, a.site, a.author, a.published_at, a.first_seen_at, a.url,
+               a.canonical_url, a.feed_url, a.guid, a.language, a.tags, a.word_count, a.content_source,
+               a.fetch_error, a.extraction_error, a.duplicate_of, a.dup_reason, a.dup_score, a.story_id,
+               s.headline AS story_headline, s.articles AS story_articles, s.outlets AS story_outlets,
+               d.reason AS decision, d.score AS decision_score, a.text
+        FROM articles a
+        LEFT JOIN story_overview s USING (story_id)
+        LEFT JOIN story_decisions d USING (article_id)
+        WHERE a.article_id = ?
+        """,
+        [article_id],
+    )
+    names = [d[0] for d in cursor.description or []]
+    row = cursor.fetchone()
+    return dict(zip(names, row, strict=True)) if row else None
+
+
 def affected(con: duckdb.DuckDBPyConnection, sql: str, parameters: Sequence[object] = ()) -> int:
     """Run an UPDATE or DELETE and return how many rows it changed (DuckLake has no RETURNING for them;
     DuckDB answers with the count)."""

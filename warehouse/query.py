@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from newsflow.errors import QueryError
+from newsflow.errors import NotFoundError, QueryError
 from newsflow.warehouse.lakehouse import Warehouse
 
 
@@ -64,3 +64,34 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, parameters: dict[str, Any] | 
         if "read-only mode" in message or "read-only" in message:
             raise QueryError(f"refused: newsflow sql is read-only ({message}); see --unsafe") from exc
         raise QueryError(message) from exc
+
+
+#: Fewest characters of an id prefix (as git asks for a few of a hash).
+MIN_PREFIX = 4
+#: What can be looked up by id: table -> (id column, what the user calls it).
+_LOOKUPS = {"stories": ("story_id", "story"), "articles": ("article_id", "article")}
+
+
+def unique_id(con: duckdb.DuckDBPyConnection, table: str, prefix: str) -> str:
+    """The one id of ``table`` (``stories`` or ``articles``) that equals or starts with ``prefix``.
+
+    Raises:
+        NotFoundError: none matches, the prefix is shorter than 4 characters, or several match (the
+            message lists some of them).
+    """
+    column, kind = _LOOKUPS[table]
+    prefix = prefix.strip()
+    if con.execute(f"SELECT 1 FROM {table} WHERE {column} = ?", [prefix]).fetchone():
+        return prefix
+    if len(prefix) < MIN_PREFIX:
+        raise NotFoundError(f"no {kind} {prefix!r}: give the whole id or at least {MIN_PREFIX} characters")
+    rows = con.execute(
+        f"SELECT DISTINCT {column} FROM {table} WHERE starts_with({column}, ?) ORDER BY 1 LIMIT 6", [prefix]
+    ).fetchall()
+    matches = [str(row[0]) for row in rows]
+    if not matches:
+        raise NotFoundError(f"no {kind} {prefix!r}")
+    if len(matches) > 1:
+        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise NotFoundError(f"{kind} id prefix {prefix!r} is ambiguous: {shown}; give more characters")
+    return matches[0]

@@ -491,7 +491,7 @@ def list_stories(
     """Stories active since ``since`` with at least ``min_outlets`` outlets, biggest first."""
     cursor = con.execute(
         """
-        SELECT story_id, articles, outlets, first_at, last_at, headline, array_to_string(sites, ', ') AS sites
+        SELECT story_id, articles, outlets, first_at, last_at, headline, sites
         FROM story_overview
         WHERE ($since IS NULL OR last_at >= $since) AND outlets >= $min_outlets
         ORDER BY articles DESC, outlets DESC, last_at DESC, story_id
@@ -500,6 +500,12 @@ def list_stories(
         {"since": since, "min_outlets": min_outlets, "limit": limit},
     )
     return _dicts(cursor)
+
+
+def newest_story(con: duckdb.DuckDBPyConnection) -> tuple[int, datetime | None]:
+    """How many stories there are and the time of the latest article of any (None when there are none)."""
+    count, newest = con.execute("SELECT count(*), max(last_at) FROM story_overview").fetchall()[0]
+    return int(count), newest
 
 
 def story_overview(con: duckdb.DuckDBPyConnection, story_id: str) -> dict[str, Any] | None:
