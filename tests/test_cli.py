@@ -234,6 +234,7 @@ def test_ingest_command_prints_summary(
     assert code == 0, err
     assert "feeds    polled 1, new content 1, not modified 0, failed 0" in out
     assert "articles stored 3 (of which duplicates 0): extracted 3" in out
+    assert out.splitlines()[-1].startswith(f"warehouse {db} ")  # where to look, last
     code, out, _ = run(
         runner, "ingest", "--feeds", str(feeds), "--db", str(db), "--allow-private-networks", "--json"
     )
