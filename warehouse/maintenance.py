@@ -2,7 +2,7 @@
 
 DuckLake never deletes a data file by itself: every commit adds files (or inlines small ones in the
 catalog) and old snapshots keep old files alive for time travel. :func:`compact` flushes inlined rows to
-Parquet, merges small adjacent files, expires snapshots older than the retention, then deletes the files no
+Parquet, rewrites files that have deleted rows, merges small adjacent files, expires snapshots older than the retention, then deletes the files no
 remaining snapshot needs.
 """
 
@@ -53,10 +53,13 @@ def snapshots(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def compact(con: duckdb.DuckDBPyConnection, expire_before: datetime) -> CompactionReport:
-    """Flush inlined rows, merge small files, expire snapshots older than ``expire_before`` and delete
+    """Flush inlined rows, rewrite files with deleted rows, merge small files, expire snapshots older than ``expire_before`` and delete
     files no snapshot references. ``con`` must be outside a transaction."""
     files_before, snaps_before = data_files(con), snapshots(con)
     con.execute("CALL ducklake_flush_inlined_data(?)", [LAKE]).fetchall()
+    # Tables updated in place (term statistics, stories, runs) gain a delete file per commit, and a file
+    # with deletes is never merged: rewrite those first, or their file count grows with every batch.
+    con.execute("CALL ducklake_rewrite_data_files(?, delete_threshold => 0)", [LAKE]).fetchall()
     con.execute("CALL ducklake_merge_adjacent_files(?)", [LAKE]).fetchall()
     con.execute("CALL ducklake_expire_snapshots(?, older_than => ?)", [LAKE, expire_before]).fetchall()
     deleted = con.execute("CALL ducklake_cleanup_old_files(?, cleanup_all => true)", [LAKE]).fetchall()
