@@ -30,6 +30,9 @@ from newsflow.tasks.storing import finish_run, start_run, store_articles
 #: Fetch batches in flight at once: one saturates the per-host limits; two hide a slow batch's tail.
 FETCH_BATCHES_IN_FLIGHT = 2
 
+#: Feed URLs remembered per failure reason, for the run report (the counts say how many there were in all).
+URLS_PER_REASON = 10
+
 
 @dataclass
 class ArticleCounts:
@@ -46,6 +49,9 @@ class ArticleCounts:
     fetch_errors: Counter[str] = field(default_factory=Counter)
     extraction_errors: Counter[str] = field(default_factory=Counter)
     duplicate_reasons: Counter[str] = field(default_factory=Counter)
+    #: reason -> {feed URL: articles} for the first URLS_PER_REASON feeds with that reason.
+    fetch_error_feeds: dict[str, Counter[str]] = field(default_factory=dict)
+    extraction_error_feeds: dict[str, Counter[str]] = field(default_factory=dict)
 
     def add_articles(self, articles: Sequence[Article], outcome: StoreOutcome) -> None:
         self.articles_stored += outcome.inserted
@@ -65,14 +71,29 @@ class ArticleCounts:
                 self.fell_back_to_feed += 1
             if article.fetch_error and article.fetch_error != "known_url":
                 self.fetch_errors[article.fetch_error] += 1
+                _note_feed(self.fetch_error_feeds, article.fetch_error, article.feed_url)
             if article.extraction_error:
-                self.extraction_errors[article.extraction_error.split(":")[0]] += 1
+                reason = article.extraction_error.split(":")[0]
+                self.extraction_errors[reason] += 1
+                _note_feed(self.extraction_error_feeds, reason, article.feed_url)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            name: dict(value) if isinstance(value, Counter) else value
-            for name, value in self.__dict__.items()
-        }
+        return {name: _plain(value) for name, value in self.__dict__.items()}
+
+
+def _note_feed(by_reason: dict[str, Counter[str]], reason: str, feed_url: str) -> None:
+    feeds = by_reason.setdefault(reason, Counter())
+    if feed_url in feeds or len(feeds) < URLS_PER_REASON:
+        feeds[feed_url] += 1
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with Counters as plain dicts and lists copied, nested too (the summary outlives the run)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return list(value)
+    return value
 
 
 def chunked(items: Sequence[PlannedEntry], size: int) -> Iterator[list[PlannedEntry]]:

@@ -24,6 +24,7 @@ from prefect.task_runners import TaskRunner
 
 from newsflow.errors import ConfigError, RunLockedError
 from newsflow.flows._pipeline import ArticleCounts, TrackedRun, chunked, process_batches, tracked_run
+from newsflow.flows._report import backfill_line
 from newsflow.flows.ingest import IO_TASK_RUNNER
 from newsflow.progress import report
 from newsflow.records import FeedEntry, PlannedEntry
@@ -144,7 +145,7 @@ def backfill(
         logger.warning("skipping this backfill: %s", exc)
         return {"run_id": None, "status": "skipped", "reason": str(exc), **counts.as_dict(), "timings": {}}
     summary = {"run_id": run.run_id, "status": run.status, **counts.as_dict(), "timings": run.timings}
-    logger.info("backfill done: %s", summary)
+    logger.info("%s", backfill_line(summary))
     return summary
 
 

@@ -16,14 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from newsflow.errors import RunLockedError
 from newsflow.feedlist import default_feeds, load_feed_file
-from newsflow.flows._pipeline import ArticleCounts, TrackedRun, process_articles, tracked_run
+from newsflow.flows._pipeline import (
+    URLS_PER_REASON,
+    ArticleCounts,
+    TrackedRun,
+    process_articles,
+    tracked_run,
+)
+from newsflow.flows._report import ingest_line, render_report, summary_rows
 from newsflow.progress import report
 from newsflow.records import (
     FeedState,
@@ -36,10 +43,14 @@ from newsflow.tasks.polling import poll_feeds
 from newsflow.tasks.runners import api_shared_with_workers, extraction_runner
 from newsflow.tasks.storing import plan_entries, save_validators, store_polls
 from newsflow.warehouse import feeds as feeds_table
+from newsflow.warehouse import runs as runs_table
 from newsflow.warehouse.lakehouse import Warehouse
 
 #: Feeds polled by one task run (concurrently inside it).
 FEEDS_PER_TASK = 10
+#: Stories the run report shows, and member links per story.
+REPORT_STORIES = 5
+REPORT_LINKS_PER_STORY = 5
 
 
 @dataclass
@@ -54,6 +65,8 @@ class IngestCounts(ArticleCounts):
     entries_seen: int = 0
     new_entries: int = 0
     feed_errors: Counter[str] = field(default_factory=Counter)
+    #: reason -> the first URLS_PER_REASON feeds that failed with it.
+    feed_error_urls: dict[str, list[str]] = field(default_factory=dict)
 
     def add_polls(self, polls: Sequence[PollResult]) -> None:
         for poll in polls:
@@ -66,7 +79,11 @@ class IngestCounts(ArticleCounts):
                 self.feeds_not_modified += 1
             else:
                 self.feeds_failed += 1
-                self.feed_errors[poll.error_kind or "unknown"] += 1
+                reason = poll.error_kind or "unknown"
+                self.feed_errors[reason] += 1
+                urls = self.feed_error_urls.setdefault(reason, [])
+                if len(urls) < URLS_PER_REASON:
+                    urls.append(poll.feed_url)
 
 
 @task(name="register-feeds", cache_policy=NO_CACHE)
@@ -123,8 +140,9 @@ def ingest(
         extraction_runner_spec: ``process``, ``dask`` or ``dask://HOST:PORT``.
 
     Returns:
-        The run's counts (also stored in the ``runs`` table and shown as a table artifact). When another
-        ingest holds the warehouse's run lock, nothing is done and ``status`` is ``skipped``.
+        The run's counts (also stored in the ``runs`` table and shown as the ``ingest-summary`` table
+        artifact, and with the run's biggest stories as the ``ingest-report`` markdown artifact). When
+        another ingest holds the warehouse's run lock, nothing is done and ``status`` is ``skipped``.
     """
     settings = load_settings(
         db=Path(db) if db else None,
@@ -145,12 +163,14 @@ def ingest(
         logger.warning("skipping this ingest: %s", exc)
         return {"run_id": None, "status": "skipped", "reason": str(exc), **counts.as_dict(), "timings": {}}
     summary = {"run_id": run.run_id, "status": run.status, **counts.as_dict(), "timings": run.timings}
-    create_table_artifact(
-        key="ingest-summary",
-        table=[{"metric": k, "value": str(v)} for k, v in summary.items()],
-        description=f"newsflow ingest {run.run_id}: {counts.articles_stored} articles stored",
+    description = f"newsflow ingest {run.run_id}: {counts.articles_stored} articles stored"
+    create_table_artifact(key="ingest-summary", table=summary_rows(summary), description=description)
+    with Warehouse.open(settings).read() as con:
+        stories = runs_table.run_stories(con, run.run_id, limit=REPORT_STORIES, links=REPORT_LINKS_PER_STORY)
+    create_markdown_artifact(
+        key="ingest-report", markdown=render_report(summary, stories), description=description
     )
-    logger.info("ingest done: %s", summary)
+    logger.info("%s", ingest_line(summary))
     return summary
 
 

@@ -284,3 +284,28 @@ class DocFreqRow:
 
     term: str
     df: int
+
+
+# ---- run reports ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoryLink:
+    """One member article of a story, as a link."""
+
+    title: str | None
+    url: str
+    site: str | None
+
+
+@dataclass(frozen=True)
+class RunStory:
+    """A story that got articles in one run: its size overall, and its first member links."""
+
+    story_id: str
+    headline: str | None
+    articles: int
+    outlets: int
+    run_articles: int
+    links: tuple[StoryLink, ...]
+    link_count: int  # distinct member URLs, of which ``links`` are the first

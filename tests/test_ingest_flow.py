@@ -305,3 +305,69 @@ def test_the_same_bare_guid_in_two_feeds_is_two_articles(
     assert summary["articles_stored"] == 2 and summary["duplicate_reasons"] == {}
     rows = query(db, "SELECT guid, guid_key, content_source, duplicate_of FROM articles ORDER BY feed_url")
     assert rows == [("1", f"{urls[0]}#1", "page", None), ("1", f"{urls[1]}#1", "page", None)]
+
+
+def run_artifact(key: str, run_id: str) -> Any:
+    """The artifact ``key`` of one flow run, read back from the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        [artifact] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[key]), flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])
+            )
+        )
+    return artifact
+
+
+def test_run_report_names_failing_feeds_and_links_the_run_stories(
+    site: LoopbackSite, prefect_harness: None, db: Path, tmp_path: Path
+) -> None:
+    """The ``ingest-report`` markdown artifact a user opens in the Prefect UI after a run with dead feeds
+    and a dead page link: each failure reason with its feeds, no Python reprs, the run's stories linked;
+    and the ``ingest-summary`` table beside it with readable values."""
+    from newsflow.flows._report import escape
+    from newsflow.flows.ingest import ingest
+
+    pages = sorted(benchmark_pages())[:2]
+    good = site.url("/site/report/good.xml")
+    items = [Item(f"Story {page}", site.url(f"/pages/{page}.html"), guid=page) for page in pages]
+    items.append(Item("Gone", site.url("/pages/no-such-page.html"), guid="gone", description="Feed text"))
+    write_feed(site.root / "report" / "good.xml", "Good", items)
+    dead = [site.url("/_status/404"), site.url("/_status/404?edition=2")]
+    feeds = tmp_path / "feeds.toml"
+    feeds.write_text("".join(f'[[feeds]]\nurl = "{u}"\n' for u in [good, *dead]))
+
+    summary = ingest(feeds_file=str(feeds), db=str(db), allow_private_networks=True)
+
+    assert summary["feed_error_urls"] == {"http_404": dead}
+    assert summary["fetch_error_feeds"] == {"http_404": {good: 1}}
+    artifact = run_artifact("ingest-report", summary["run_id"])
+    assert artifact.type == "markdown"
+    report = str(artifact.data)
+    assert "{'" not in report and "Counter(" not in report
+    assert "- Articles: 3 stored, of which 0 duplicates" in report
+    lines = report.splitlines()
+    reason = lines.index("- `http_404`: 2", lines.index("### Feed failures (2 feeds)"))
+    under_reason = lines[reason + 1 : reason + 3]
+    assert all(f"(<{url}>)" in line for url, line in zip(dead, under_reason, strict=True))
+    reason = lines.index("- `http_404`: 1", lines.index("### Page fetch failures (1 article)"))
+    assert lines[reason + 1].startswith("  - [") and lines[reason + 1].endswith(f"(<{good}>): 1")
+    with reader(db) as con:
+        [(headline, url)] = con.execute(
+            "SELECT s.headline, a.url FROM articles a JOIN stories s USING (story_id)"
+            " WHERE a.content_source = 'page' ORDER BY a.url LIMIT 1"
+        ).fetchall()
+    [story] = [
+        i for i, line in enumerate(lines) if f"**{escape(headline)}**: 1 article from 1 outlet" in line
+    ]
+    assert story > lines.index("## Biggest stories of this run")
+    assert lines[story + 1].startswith("   - [") and f"(<{url}>)" in lines[story + 1]
+
+    table = json.loads(str(run_artifact("ingest-summary", summary["run_id"]).data))
+    values = {row["metric"]: row["value"] for row in table}
+    assert values["feed_errors"] == "http_404 2"
+    assert values["fetch_errors"] == "http_404 1"
+    assert re.fullmatch(r"poll \d+\.\d s, articles \d+\.\d s, total \d+\.\d s", values["timings"])
+    assert not [row for row in table if "{" in row["value"] or "[" in row["value"]]

@@ -165,3 +165,41 @@ def test_write_lock_wait_gives_up_naming_the_holder(db: Path) -> None:
         holder.wait()
     with warehouse(db, lock_timeout=5).write():  # free again once the holder is gone
         pass
+
+
+def test_run_stories_are_the_biggest_a_run_touched_with_its_links_first(db: Path) -> None:
+    from datetime import timedelta
+
+    from newsflow.records import RunStory, StoryLink
+    from newsflow.warehouse.runs import run_stories
+
+    def at(hours: int) -> datetime:
+        return NOW + timedelta(hours=hours)
+
+    old = [article(f"b{n}", published_at=at(n), site=f"s{n % 2}.example", title=f"Big {n}") for n in range(3)]
+    copy = article("b3", url="https://s.example/b0", published_at=at(9), site="s0.example", title="Copy")
+    new = article("b4", published_at=at(10), site="s1.example", title="Big new")
+    untouched = [article(f"u{n}", published_at=at(n)) for n in range(6)]
+    with writer(db) as con:
+        for story_id in ("big", "small", "untouched"):
+            con.execute(
+                "INSERT INTO stories VALUES (?, ?, NULL, ?, ?, 1, [], 0, 0, 0, ?)",
+                [story_id, f"Headline {story_id}", NOW, NOW, NOW],
+            )
+        first = {**{a.article_id: "big" for a in old}, **{a.article_id: "untouched" for a in untouched}}
+        articles.insert_articles(con, [*old, *untouched], {}, run_id="r1", now=NOW, story_ids=first)
+        articles.insert_articles(
+            con, [copy, new, article("s1", title="Small")], {"b3": DuplicateMark("b0", "canonical_url")},
+            run_id="r2", now=NOW, story_ids={"b3": "big", "b4": "big", "s1": "small"},
+        )  # fmt: skip
+    with warehouse(db).read() as con:
+        assert run_stories(con, "r2", limit=5, links=2) == [
+            RunStory("big", "Headline big", articles=5, outlets=2, run_articles=2,
+                     links=(StoryLink("Big new", "https://s.example/b4", "s1.example"),
+                            StoryLink("Big 0", "https://s.example/b0", "s0.example")),
+                     link_count=4),
+            RunStory("small", "Headline small", articles=1, outlets=1, run_articles=1,
+                     links=(StoryLink("Small", "https://s.example/s1", "s.example"),), link_count=1),
+        ]  # fmt: skip
+        assert [story.story_id for story in run_stories(con, "r2", limit=1)] == ["big"]
+        assert run_stories(con, "no-such-run") == []

@@ -1,4 +1,4 @@
-"""Run and poll logs: one row per flow run, one per feed poll."""
+"""Run and poll logs: one row per flow run, one per feed poll; and what a run added, for its report."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from newsflow.records import PollResult
+from newsflow.records import PollResult, RunStory, StoryLink
 
 
 def start_run(
@@ -83,3 +83,62 @@ def record_polls(
     ]
     if rows:
         con.executemany("INSERT INTO polls VALUES (" + ", ".join(["?"] * 15) + ")", rows)
+
+
+def run_stories(
+    con: duckdb.DuckDBPyConnection, run_id: str, *, limit: int = 5, links: int = 5
+) -> list[RunStory]:
+    """The ``limit`` biggest stories (most articles, then outlets) that got articles in run ``run_id``,
+    each with ``links`` of its distinct member URLs: the run's own articles first, each group in time
+    order."""
+    rows = con.execute(
+        """
+        WITH touched AS (
+            SELECT story_id, count(*) AS run_articles FROM articles
+            WHERE run_id = $run_id AND story_id IS NOT NULL
+            GROUP BY story_id
+        )
+        SELECT s.story_id, s.headline, count(*) AS articles, count(DISTINCT a.site) AS outlets,
+               any_value(t.run_articles) AS run_articles
+        FROM touched t
+        JOIN stories s USING (story_id)
+        JOIN articles a ON a.story_id = t.story_id
+        GROUP BY s.story_id, s.headline
+        ORDER BY articles DESC, outlets DESC, run_articles DESC, s.story_id
+        LIMIT $limit
+        """,
+        {"run_id": run_id, "limit": limit},
+    ).fetchall()
+    if not rows:
+        return []
+    members = con.execute(
+        """
+        WITH distinct_urls AS (
+            SELECT story_id, url, title, site, run_id IS NOT DISTINCT FROM $run_id AS in_run,
+                   coalesce(published_at, first_seen_at) AS published, article_id
+            FROM articles
+            WHERE list_contains($story_ids, story_id) AND url IS NOT NULL
+            QUALIFY row_number() OVER (
+                PARTITION BY story_id, url ORDER BY (duplicate_of IS NOT NULL), published, article_id
+            ) = 1
+        ),
+        numbered AS (
+            SELECT story_id, title, url, site,
+                   row_number() OVER (PARTITION BY story_id ORDER BY in_run DESC, published, article_id) AS n,
+                   count(*) OVER (PARTITION BY story_id) AS total
+            FROM distinct_urls
+        )
+        SELECT story_id, title, url, site, total FROM numbered WHERE n <= $links ORDER BY story_id, n
+        """,
+        {"run_id": run_id, "story_ids": [row[0] for row in rows], "links": links},
+    ).fetchall()
+    by_story: dict[str, list[StoryLink]] = {}
+    totals: dict[str, int] = {}
+    for story_id, title, url, site, total in members:
+        by_story.setdefault(story_id, []).append(StoryLink(title, url, site))
+        totals[story_id] = total
+    return [
+        RunStory(story_id, headline, articles, outlets, in_run, tuple(by_story.get(story_id, ())),
+                 totals.get(story_id, 0))
+        for story_id, headline, articles, outlets, in_run in rows
+    ]  # fmt: skip
