@@ -203,3 +203,36 @@ def test_run_stories_are_the_biggest_a_run_touched_with_its_links_first(db: Path
         ]  # fmt: skip
         assert [story.story_id for story in run_stories(con, "r2", limit=1)] == ["big"]
         assert run_stories(con, "no-such-run") == []
+
+
+def test_migrate_from_an_old_file_copies_every_row_and_says_so(tmp_path: Path) -> None:
+    """`newsflow migrate --from` on a version-4 warehouse file: row counts of both sides printed, every
+    row in the lake, the file unchanged; a second upgrade into the now-full lake is refused."""
+    from click.testing import CliRunner
+
+    from newsflow.cli import main
+
+    old, lake = tmp_path / "news.duckdb", tmp_path / "news.ducklake"
+    with duckdb.connect(str(old)) as con:
+        migrate(con, package="newsflow.warehouse.legacy_migrations")
+        for n in range(3):
+            con.execute(
+                "INSERT INTO articles (article_id, text, word_count, content_source, first_seen_at, tags)"
+                " VALUES (?, 'some text', 2, 'loaded', ?, ['a', 'b'])",
+                [f"a{n}", NOW],
+            )
+        con.execute("INSERT INTO feeds (url, added_at) VALUES ('https://example.com/feed.xml', ?)", [NOW])
+    before = old.read_bytes()
+    result = CliRunner().invoke(main, ["migrate", "--from", str(old), "--db", str(lake)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["table", "file", "rows", "lake", "rows"]
+    assert "articles 3 3" in [" ".join(line.split()) for line in lines]
+    assert "integrity: file clean, lake clean" in result.stdout
+    assert old.read_bytes() == before
+    with warehouse(lake).read() as con:
+        assert con.execute("SELECT article_id, tags FROM articles ORDER BY 1").fetchall() == [
+            (f"a{n}", ["a", "b"]) for n in range(3)
+        ]
+    again = CliRunner().invoke(main, ["migrate", "--from", str(old), "--db", str(lake)])
+    assert again.exit_code == 1 and again.stderr.startswith("Error: ")
