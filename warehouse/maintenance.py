@@ -2,8 +2,8 @@
 
 DuckLake never deletes a data file by itself: every commit adds files (or inlines small ones in the
 catalog) and old snapshots keep old files alive for time travel. :func:`compact` flushes inlined rows to
-Parquet, rewrites files that have deleted rows, merges small adjacent files, expires snapshots older than the retention, then deletes the files no
-remaining snapshot needs.
+Parquet, rewrites files that have deleted rows, merges small adjacent files, expires snapshots older than
+the retention, then deletes the files no remaining snapshot needs.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def snapshots(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def compact(con: duckdb.DuckDBPyConnection, expire_before: datetime) -> CompactionReport:
-    """Flush inlined rows, rewrite files with deleted rows, merge small files, expire snapshots older than ``expire_before`` and delete
-    files no snapshot references. ``con`` must be outside a transaction."""
+    """Flush inlined rows, rewrite files with deleted rows, merge small files, expire snapshots older than
+    ``expire_before`` and delete files no snapshot references. ``con`` must be outside a transaction."""
     files_before, snaps_before = data_files(con), snapshots(con)
     con.execute("CALL ducklake_flush_inlined_data(?)", [LAKE]).fetchall()
     # Tables updated in place (term statistics, stories, runs) gain a delete file per commit, and a file
