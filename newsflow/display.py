@@ -47,7 +47,7 @@ def render_rows(
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows([[_text(v) for v in row] for row in rows])
+        writer.writerows([[plain_text(v) for v in row] for row in rows])
         return buffer.getvalue().rstrip("\n")
     width = width or output_width()
     cells = [[_cell(v) for v in row] for row in rows]
@@ -70,12 +70,14 @@ def render_rows(
 
 def render_json(value: Any) -> str:
     """``value`` as indented UTF-8 JSON: times as ISO 8601 UTC to the second, lists as arrays."""
-    return json.dumps(_json_value(value), ensure_ascii=False, indent=2)
+    return json.dumps(json_value(value), ensure_ascii=False, indent=2)
 
 
 def render_record(fields: Sequence[tuple[str, Any]], *, width: int | None = None) -> str:
     """``name  value`` lines, long values wrapped (never cut), for one thing shown whole."""
-    return _record_lines([name for name, _ in fields], [_text(v) for _, v in fields], width or output_width())
+    return _record_lines(
+        [name for name, _ in fields], [plain_text(v) for _, v in fields], width or output_width()
+    )
 
 
 def output_width() -> int:
@@ -131,16 +133,16 @@ def _record_lines(names: Sequence[str], values: Sequence[str], width: int) -> st
 
 
 def _cell(value: Any) -> str:
-    text = " ".join(_text(value).split())
+    text = " ".join(plain_text(value).split())
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
-def _text(value: Any) -> str:
+def plain_text(value: Any) -> str:
     """A value as one line of text: lists joined with ", ", times as UTC to the second."""
     if value is None:
         return ""
     if isinstance(value, list | tuple):
-        return ", ".join(_text(v) for v in value)
+        return ", ".join(plain_text(v) for v in value)
     if isinstance(value, datetime):
         return f"{_utc(value):%Y-%m-%d %H:%M:%S}"
     if isinstance(value, dict):
@@ -148,13 +150,13 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return f"{_utc(value):%Y-%m-%dT%H:%M:%SZ}"
     if isinstance(value, list | tuple):
-        return [_json_value(v) for v in value]
+        return [json_value(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _json_value(v) for k, v in value.items()}
+        return {str(k): json_value(v) for k, v in value.items()}
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):

@@ -83,7 +83,7 @@ def test_sql_binds_typed_parameters(runner: CliRunner, filled_db: Path) -> None:
     [
         ("SELEC 1", "syntax error"),
         ("SELECT nope FROM articles", "nope"),
-        ("DELETE FROM articles", "refused: newsflow sql is read-only"),
+        ("DELETE FROM articles", "refused: queries are read-only"),
         ("SELECT * FROM read_csv('/etc/passwd')", "refused"),
         ("ATTACH '/tmp/other.duckdb' AS other", "refused"),
         ("SELECT $missing", "missing"),

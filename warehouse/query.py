@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,17 +54,26 @@ def run_query(
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, parameters: dict[str, Any] | None) -> QueryResult:
-    try:
+    with query_errors():
         cursor = con.execute(sql, parameters or {})
         columns = [d[0] for d in cursor.description] if cursor.description else []
         rows = cursor.fetchall() if columns else []
         return QueryResult(columns, rows)
+
+
+@contextmanager
+def query_errors() -> Iterator[None]:
+    """DuckDB's errors of a user's query as one :class:`QueryError` that says what was refused and why."""
+    try:
+        yield
     except duckdb.PermissionException as exc:
-        raise QueryError(f"refused: {exc} (newsflow sql is sandboxed; see --unsafe)") from exc
+        raise QueryError(f"refused: {exc} (queries are sandboxed; see newsflow sql --unsafe)") from exc
     except duckdb.Error as exc:
         message = str(exc)
-        if "read-only mode" in message or "read-only" in message:
-            raise QueryError(f"refused: newsflow sql is read-only ({message}); see --unsafe") from exc
+        if "read-only" in message:
+            raise QueryError(
+                f"refused: queries are read-only ({message}); see `newsflow sql --unsafe`"
+            ) from exc
         raise QueryError(message) from exc
 
 
