@@ -16,20 +16,14 @@ from click.testing import CliRunner
 
 from newsflow.cli import main
 from tests.lake import reader, writer
-from tests.test_load import _amazon_jsonl
+from tests.test_load import loaded_amazon_lake
 
 NEWSFLOW = str(Path(sys.executable).parent / "newsflow")
 
 
 @pytest.fixture(scope="module")
 def amazon_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("export")
-    db = folder / "amazon.ducklake"
-    loaded = CliRunner().invoke(main, ["load", str(_amazon_jsonl(folder / "amazon.jsonl")), "--db", str(db)])
-    assert loaded.exit_code == 0, loaded.output
-    with writer(db) as con:
-        con.execute("UPDATE articles SET tags = ['tech', 'ai']")
-    return db
+    return loaded_amazon_lake(tmp_path_factory.mktemp("export"))
 
 
 def export(db: Path, *args: str) -> tuple[int, str, str]:

@@ -37,6 +37,17 @@ def _amazon_jsonl(path: Path) -> Path:
     return _write(path, records)
 
 
+def loaded_amazon_lake(folder: Path) -> Path:
+    """A lake holding the Amazon-Anthropic set, loaded through `newsflow load`, with tags on every article
+    (as feeds give them)."""
+    db = folder / "amazon.ducklake"
+    loaded = CliRunner().invoke(main, ["load", str(_amazon_jsonl(folder / "amazon.jsonl")), "--db", str(db)])
+    assert loaded.exit_code == 0, loaded.output
+    with writer(db) as con:
+        con.execute("UPDATE articles SET tags = ['tech', 'ai']")
+    return db
+
+
 def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
     with reader(db) as con:
         return con.execute(sql).fetchall()

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from newsflow.cli import main
 from tests.lake import reader, writer
-from tests.test_load import _amazon_jsonl
+from tests.test_load import loaded_amazon_lake
 
 WIDTHS = (80, 120)
 STORY_ID = re.compile(r"\bs_[0-9a-f]{16}\b")
@@ -24,12 +24,8 @@ STORY_ID = re.compile(r"\bs_[0-9a-f]{16}\b")
 def amazon_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Amazon-Anthropic set loaded through `newsflow load` (a story of five, distractors alone), with
     tags on every article and a non-ASCII title, as feeds give them."""
-    folder = tmp_path_factory.mktemp("terminal")
-    db = folder / "amazon.ducklake"
-    loaded = CliRunner().invoke(main, ["load", str(_amazon_jsonl(folder / "amazon.jsonl")), "--db", str(db)])
-    assert loaded.exit_code == 0, loaded.output
+    db = loaded_amazon_lake(tmp_path_factory.mktemp("terminal"))
     with writer(db) as con:
-        con.execute("UPDATE articles SET tags = ['tech', 'ai']")
         first = "(SELECT min(article_id) FROM articles)"
         con.execute(f"UPDATE articles SET title = title || ' — café' WHERE article_id = {first}")
     return db
