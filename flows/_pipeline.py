@@ -202,15 +202,21 @@ class TrackedRun:
 
 @contextmanager
 def tracked_run(
-    settings: Settings, flow_name: str, parameters: Mapping[str, Any], counts: ArticleCounts
+    settings: Settings,
+    flow_name: str,
+    parameters: Mapping[str, Any],
+    counts: ArticleCounts,
+    run_lock: str | None = None,
 ) -> Iterator[TrackedRun]:
     """Open the run's row, yield it, and close it with status, counts and timings however the body ends.
+
+    ``run_lock`` names the run lock the caller holds: earlier runs of it left 'running' are marked 'crashed'.
 
     Shared HTTP clients are closed at the end too. The run id is the Prefect flow-run id when there is one.
     """
     flow_run_id = flow_run.get_id()
     run = TrackedRun(str(flow_run_id or uuid.uuid4()))
-    start_run(settings, run.run_id, flow_name, flow_run_id, parameters)
+    start_run(settings, run.run_id, flow_name, flow_run_id, parameters, run_lock)
     error = None
     try:
         yield run

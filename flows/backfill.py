@@ -138,7 +138,7 @@ def backfill(
     try:
         with (
             Warehouse.open(settings).run_lock("backfill", settings.run_lock_wait),
-            tracked_run(settings, "backfill", parameters, counts) as run,
+            tracked_run(settings, "backfill", parameters, counts, run_lock="backfill") as run,
         ):
             fill(settings, parameters, chosen, counts, run)
     except RunLockedError as exc:

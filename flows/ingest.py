@@ -154,10 +154,11 @@ def ingest(
     logger = get_run_logger()
     counts = IngestCounts()
     try:
-        with Warehouse.open(settings).run_lock(ingest_lock_name(feeds_file), settings.run_lock_wait):
+        lock = ingest_lock_name(feeds_file)
+        with Warehouse.open(settings).run_lock(lock, settings.run_lock_wait):
             feeds = register_feeds(feeds_file, settings, due_only)
             parameters = _public_parameters(feeds_file, due_only, settings)
-            with tracked_run(settings, "ingest", parameters, counts) as run:
+            with tracked_run(settings, "ingest", parameters, counts, run_lock=lock) as run:
                 ingest_feeds(feeds, settings, run, counts)
     except RunLockedError as exc:
         logger.warning("skipping this ingest: %s", exc)

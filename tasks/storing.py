@@ -177,13 +177,19 @@ def save_validators(polls: list[PollResult], settings: Settings) -> None:
 
 @task(name="start-run", cache_policy=NO_CACHE)
 def start_run(
-    settings: Settings, run_id: str, flow: str, flow_run_id: str | None, parameters: Mapping[str, Any]
+    settings: Settings,
+    run_id: str,
+    flow: str,
+    flow_run_id: str | None,
+    parameters: Mapping[str, Any],
+    run_lock: str | None,
 ) -> None:
-    """Prefect task: open the run's row."""
+    """Prefect task: open the run's row (closing dead runs of the same ``run_lock`` as 'crashed')."""
     with Warehouse.open(settings).write() as con:
         runs_table.start_run(
-            con, run_id=run_id, flow=flow, flow_run_id=flow_run_id, parameters=parameters, now=utcnow()
-        )
+            con, run_id=run_id, flow=flow, flow_run_id=flow_run_id, parameters=parameters, now=utcnow(),
+            run_lock=run_lock,
+        )  # fmt: skip
 
 
 @task(name="finish-run", cache_policy=NO_CACHE)

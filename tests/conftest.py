@@ -122,3 +122,12 @@ def backfill_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
     with running_backfill_site(tmp_path_factory.mktemp("backfill-site")) as served:
         yield served
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """One real PostgreSQL server per session (tests/postgres.py); each test creates its own database."""
+    from tests.postgres import PostgresServer
+
+    with PostgresServer.started() as server:
+        yield server

@@ -105,10 +105,13 @@ def test_killed_ingests_lose_and_duplicate_nothing(
     summary = json.loads(final.stdout)
     assert summary["status"] == "completed"
     guids = check_warehouse(db)
+    with reader(db) as con:
+        statuses = dict(con.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
+    assert "running" not in statuses, statuses  # the killed runs' rows were closed by the next run
     lost, extra = served - guids, guids - served
     print(
         f"\nkills (after s, exit code): {kills}; stored before the final run {len(stored)} of {len(served)};"
-        f" final run stored {summary['articles_stored']}; lost {len(lost)}, duplicated 0;"
+        f" final run stored {summary['articles_stored']}; runs {statuses}; lost {len(lost)}, duplicated 0;"
         f" {time.monotonic() - started:.1f} s in all"
     )
     assert sum(code == -signal.SIGKILL for _, code in kills) >= KILLS - 1  # the kills really landed

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,7 +54,8 @@ READER = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
     import newsflow
-    db, stop, log = Path(sys.argv[1]), Path(sys.argv[2]), open(sys.argv[3], "w")
+    db = Path(sys.argv[1]) if sys.argv[1] else None   # none: NEWSFLOW_WAREHOUSE names the lake
+    stop, log = Path(sys.argv[2]), open(sys.argv[3], "w")
     con = newsflow.connect(db)            # held open for the whole ingest, as a notebook does
     print("open", flush=True)
     while True:
@@ -158,12 +158,6 @@ def test_the_same_load_from_two_processes_stores_each_record_once(
 
 
 # ---- the same on a PostgreSQL catalog --------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    with PostgresServer.started() as server:
-        yield server
 
 
 @pytest.fixture

@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +16,8 @@ import yaml
 from tests.backfill_site import SINCE, UNTIL, BackfillSite, register
 from tests.conftest import REPO, LoopbackSite
 from tests.feedbuild import Item, write_feed
-
-BIN = Path(sys.executable).parent
+from tests.prefect_server import BIN, stop, wait_until
+from tests.prefect_server import prefect_server as started_prefect_server
 
 
 def test_every_prefect_yaml_entrypoint_resolves_to_a_flow() -> None:
@@ -44,63 +39,10 @@ def test_serve_without_a_server_says_how_to_start_one(tmp_path: Path) -> None:
     assert "prefect server start" in result.stderr and "PREFECT_API_URL" in result.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
-def stop(process: subprocess.Popen[Any]) -> None:
-    """SIGINT first (what Ctrl-C sends), then SIGKILL; the whole process group goes."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A real `prefect server start` on a free loopback port, with its own home and database."""
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1",
-        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2", PREFECT_UI_ENABLED="false",
-    )  # fmt: skip
-    log = (home / "server.log").open("w")
-    server = subprocess.Popen(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    api = f"http://127.0.0.1:{port}/api"
-
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(api + "/health", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    try:
-        wait_until(healthy, 90, "prefect server health")
-        yield {**env, "PREFECT_API_URL": api, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
-    finally:
-        stop(server)
-        log.close()
+    with started_prefect_server(tmp_path_factory.mktemp("prefect-home")) as env:
+        yield env
 
 
 def runs(db: Path, flow: str) -> list[dict[str, Any]]:

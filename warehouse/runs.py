@@ -12,6 +12,9 @@ import duckdb
 
 from newsflow.records import PollResult, RunStory, StoryLink
 
+#: The error of a run row closed as 'crashed'.
+CRASHED = "the run stopped without closing its row (its process or machine died); a later run took its lock"
+
 
 def start_run(
     con: duckdb.DuckDBPyConnection,
@@ -21,19 +24,31 @@ def start_run(
     flow_run_id: str | None,
     parameters: Mapping[str, Any],
     now: datetime,
+    run_lock: str | None = None,
 ) -> None:
-    """Open a run row with status 'running'."""
+    """Open a run row with status 'running'.
+
+    With ``run_lock`` (the run lock the caller holds), earlier rows of that lock still 'running' are closed
+    as 'crashed': their runs cannot be alive, or the caller would not hold the lock.
+    """
+    values = {"id": run_id, "now": now, "lock": run_lock}
+    row = {
+        **values,
+        "flow": flow,
+        "flow_run_id": flow_run_id,
+        "parameters": json.dumps(parameters, default=str),
+    }
+    if run_lock is not None:
+        con.execute(
+            "UPDATE runs SET status = 'crashed', finished_at = $now, error = $error"
+            " WHERE status = 'running' AND run_lock = $lock AND run_id <> $id",
+            {**values, "error": CRASHED},
+        )
     con.execute(
-        "INSERT INTO runs (run_id, flow, flow_run_id, started_at, status, parameters)"
-        " SELECT $id, $flow, $flow_run_id, $now, 'running', $parameters"
+        "INSERT INTO runs (run_id, flow, flow_run_id, started_at, status, parameters, run_lock)"
+        " SELECT $id, $flow, $flow_run_id, $now, 'running', $parameters, $lock"
         " WHERE NOT EXISTS (SELECT 1 FROM runs WHERE run_id = $id)",
-        {
-            "id": run_id,
-            "flow": flow,
-            "flow_run_id": flow_run_id,
-            "now": now,
-            "parameters": json.dumps(parameters, default=str),
-        },
+        row,
     )
 
 
