@@ -515,6 +515,51 @@ def article_command(article_id: str, db: Path | None, fmt: str) -> None:
     click.echo(text)
 
 
+@main.command("search")
+@click.argument("query")
+@click.option(
+    "--since",
+    default="all",
+    show_default=True,
+    help="Only articles published since: a duration (30m, 24h, 7d), a day (YYYY-MM-DD, UTC) or 'all'.",
+)
+@click.option("--site", help="Only articles of this site (or its subdomains), e.g. reuters.com.")
+@click.option("--story", "story_id", help="Only articles of this story (an id or a unique prefix).")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Most hits.")
+@db_option
+@format_option
+def search_command(
+    query: str, since: str, site: str | None, story_id: str | None, limit: int, db: Path | None, fmt: str
+) -> None:
+    """Find articles by words in their title and text, best first (BM25), with a snippet.
+
+    Every word must occur (in any form: "investing" finds "invest"); "a quoted phrase" must occur as
+    written; -word excludes. Each hit shows its story and how many outlets cover it; -f csv/json give the
+    snippet with matched words between ** and the story's outlets.
+
+    Example: newsflow search 'anthropic amazon "4 billion"' --since 30d
+    """
+    from newsflow.display import render_hits, render_rows
+    from newsflow.tasks.http import utcnow
+    from newsflow.warehouse.lakehouse import Warehouse
+    from newsflow.warehouse.query import unique_id
+    from newsflow.warehouse.search import marked, parse_query, search
+
+    parsed = parse_query(query)
+    settings = existing_warehouse(db)
+    with Warehouse.open(settings).read() as con:
+        story = unique_id(con, "stories", story_id) if story_id else None
+        hits = search(con, parsed, since=parse_since(since, utcnow()), site=site, story_id=story, limit=limit)
+    if fmt == "table":
+        click.echo(render_hits(hits))
+        return
+    columns = ["score", "article_id", "published_at", "site", "title", "url", "story_id", "story_outlets",
+               "duplicate_of", "snippet"]  # fmt: skip
+    rows = [(round(h.score, 4), h.article_id, h.published_at, h.site, h.title, h.url, h.story_id,
+             h.story_outlets, h.duplicate_of, marked(h.snippet)) for h in hits]  # fmt: skip
+    click.echo(render_rows(columns, rows, fmt))
+
+
 @main.command("export")
 @click.argument("table", required=False)
 @click.option(

@@ -17,6 +17,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -66,6 +67,35 @@ def render_rows(
     console.print(table)
     lines = [line.rstrip() for line in console.export_text().rstrip("\n").splitlines()]
     return "\n".join(lines) + f"\n({counted})"
+
+
+def render_hits(hits: Sequence[Any], *, width: int | None = None, color: bool | None = None) -> str:
+    """Search hits (``warehouse.search.SearchHit``) for a terminal: per hit one line (rank, score, time, site,
+    story id and its outlets, title), then its snippet wrapped below, matched words in bold (``color``,
+    default: stdout is a terminal and NO_COLOR is unset) or between ``**``."""
+    width = width or output_width()
+    if color is None:
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    console = Console(
+        width=width, record=True, file=io.StringIO(), force_terminal=color, color_system="standard"
+    )
+    for rank, hit in enumerate(hits, 1):
+        outlets = len(hit.story_outlets)
+        when = plain_text(hit.published_at)[:16] or "(undated)"
+        story = f"  {hit.story_id} ({outlets} outlet{'s' if outlets != 1 else ''})" if hit.story_id else ""
+        copy = f"  copy of {hit.duplicate_of}" if hit.duplicate_of else ""
+        line = Text(
+            f"{rank:>2}. {hit.score:5.2f}  {when}  {hit.site or ''}{story}{copy}  "
+        )  # ids first: never cut
+        line.append(_cell(hit.title or "(no title)"), style="bold")
+        console.print(line, overflow="ellipsis", no_wrap=True, crop=True)
+        snippet = Text()
+        for piece, matched in hit.snippet:
+            piece = " ".join(piece.split()) if piece.strip() else piece
+            snippet.append(piece if color or not matched else f"**{piece}**", style="bold" if matched else "")
+        console.print(Padding(snippet, (0, 0, 0, 5)))
+    console.print(f"({len(hits)} hit{'s' if len(hits) != 1 else ''})")
+    return "\n".join(line.rstrip() for line in console.export_text(styles=color).rstrip("\n").splitlines())
 
 
 def render_json(value: Any) -> str:

@@ -86,3 +86,7 @@ class NotFoundError(NewsflowError):
 
 class RunLockedError(NewsflowError):
     """Another ingest (or backfill) is running on the same warehouse."""
+
+
+class SearchQueryError(NewsflowError):
+    """A search query that cannot be run (unbalanced quotes, no words to look for)."""

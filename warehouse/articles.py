@@ -11,6 +11,7 @@ import pyarrow as pa
 import zstandard
 
 from newsflow.records import Article, DuplicateMark, FeedEntry, FetchedPage, PlannedEntry, StoredKeys
+from newsflow.warehouse.search import index_articles
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -146,6 +147,7 @@ def insert_articles(
             )
         finally:
             con.unregister("page_batch")
+    index_articles(con, [a.article_id for a in fresh])
     return len(fresh)
 
 
@@ -256,6 +258,7 @@ def update_extractions(con: duckdb.DuckDBPyConnection, articles: Sequence[Articl
         )
     finally:
         con.unregister("reextracted")
+    index_articles(con, [a.article_id for a in articles])
     return updated
 
 

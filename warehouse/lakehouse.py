@@ -40,6 +40,9 @@ import duckdb
 from newsflow.errors import ConfigError, RunLockedError, WarehouseError, WarehouseLockedError
 from newsflow.warehouse.lock import OnTimeout, file_lock, postgres_lock
 
+#: The migration that creates the search index.
+SEARCH_VERSION = 7
+
 logger = logging.getLogger(__name__)
 
 #: The name the lake is attached under in every connection newsflow opens (and in the README's line).
@@ -98,7 +101,7 @@ class LakeSpec:
     def extensions(self) -> tuple[str, ...]:
         scanner = "postgres_scanner" if self.is_postgres else "sqlite_scanner"
         extra = ("httpfs",) if self.data_path.startswith(("s3://", "gs://", "r2://", "https://")) else ()
-        return (scanner, "ducklake", *extra)
+        return (scanner, "ducklake", "fts", *extra)  # fts: the search index's stemmer
 
     def describe(self) -> str:
         """Where it is, for messages (no password)."""
@@ -250,7 +253,13 @@ class Warehouse:
         if not self._migrated:
             from newsflow.warehouse.schema import migrate
 
-            migrate(con)
+            applied = migrate(con)
+            if SEARCH_VERSION in applied:  # articles stored before the index existed
+                from newsflow.warehouse.search import index_unindexed
+
+                con.execute("BEGIN TRANSACTION")
+                index_unindexed(con)
+                con.execute("COMMIT")
             self._migrated = True
 
     def _guarded(self, action: Callable[[], object], what: str) -> None:

@@ -17,6 +17,7 @@ from newsflow.errors import WarehouseError
 from newsflow.warehouse.integrity import integrity_check
 from newsflow.warehouse.lakehouse import Warehouse
 from newsflow.warehouse.schema import migrate
+from newsflow.warehouse.search import index_unindexed
 
 #: Tables copied from a version-4 file, in an order that keeps references resolvable (fixed names).
 TABLES = (
@@ -72,6 +73,7 @@ def upgrade_file(old: Path, warehouse: Warehouse) -> UpgradeReport:
                 con.execute("BEGIN TRANSACTION")
                 for table in TABLES:
                     con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM legacy.main.{table}")
+                index_unindexed(con)
                 con.execute("COMMIT")
             finally:
                 con.execute("DETACH legacy")
