@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import click
 
+from newsflow.durations import parse_since
 from newsflow.errors import NewsflowError, NotFoundError
 from newsflow.settings import Settings, load_settings
 
@@ -189,11 +190,16 @@ def backfill(
     "--maintenance-cron", default=None, metavar="CRON",
     help='Schedule of the maintenance deployment [$NEWSFLOW_MAINTENANCE_CRON or "30 3 * * *"].',
 )  # fmt: skip
+@click.option(
+    "--web", "web_address", default=None, metavar="HOST:PORT",
+    help="Also serve the web page (as `newsflow web`) at this address, e.g. 127.0.0.1:8000.",
+)  # fmt: skip
 @db_option
 @private_networks_option
 def serve(
     ingest_every: str | None,
     maintenance_cron: str | None,
+    web_address: str | None,
     db: Path | None,
     allow_private_networks: bool | None,
 ) -> None:
@@ -213,7 +219,26 @@ def serve(
     if allow_private_networks:
         os.environ["NEWSFLOW_ALLOW_PRIVATE_NETWORKS"] = "1"  # flow runs inherit the environment
     require_server()
+    if web_address:
+        from newsflow.web.server import parse_address, start_web_thread
+
+        start_web_thread(settings, *parse_address(web_address))
     serve_deployments(settings)
+
+
+@main.command("web")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port.")
+@db_option
+def web_command(host: str, port: int, db: Path | None) -> None:
+    """Serve the read-only web page until Ctrl-C: stories (/), a story (/story/ID), search (/search),
+    feeds (/feeds) and Prometheus metrics (/metrics).
+
+    It reads snapshots and never blocks a run. Example: newsflow web --port 8000
+    """
+    from newsflow.web.server import run_web
+
+    run_web(existing_warehouse(db), host, port)
 
 
 @main.command("maintenance")
@@ -409,26 +434,6 @@ def existing_warehouse(db: Path | None) -> Settings:
             f"no warehouse at {warehouse.spec.describe()}: run `newsflow ingest` first or pass --db"
         )
     return settings
-
-
-def parse_since(value: str, now: datetime) -> datetime | None:
-    """``24h``-style durations back from ``now``, ``YYYY-MM-DD`` days (UTC), or None for ``all``."""
-    from datetime import UTC, timedelta
-
-    from newsflow.errors import ConfigError
-
-    text = value.strip().lower()
-    if text == "all":
-        return None
-    units = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-    if text[-1:] in units and text[:-1].isdigit():
-        return now - timedelta(seconds=int(text[:-1]) * units[text[-1]])
-    try:
-        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
-    except ValueError:
-        raise ConfigError(
-            f"--since {value!r}: expected a duration (30m, 24h, 7d, 2w), a day (YYYY-MM-DD) or 'all'"
-        ) from None
 
 
 @main.command("story")
@@ -720,17 +725,8 @@ def feeds_list(db: Path | None, fmt: str) -> None:
         rows = feeds_table.list_feeds(con)
     columns = ["url", "name", "tags", "state", "last_success_at", "error_streak", "poll_interval_s",
                "next_poll_at", "last_error"]  # fmt: skip
-    table = [tuple(feed_state(r) if c == "state" else r[c] for c in columns) for r in rows]
+    table = [tuple(feeds_table.feed_state(r) if c == "state" else r[c] for c in columns) for r in rows]
     click.echo(render_rows(columns, table, fmt))
-
-
-def feed_state(feed: dict[str, Any]) -> str:
-    """One word (and why, when paused) for where a feed stands."""
-    if feed["paused"]:
-        return f"paused ({feed['paused_reason']})" if feed["paused_reason"] else "paused"
-    if feed["last_status"] is None:
-        return "new"
-    return "failing" if feed["error_streak"] else "ok"
 
 
 @feeds.command("add")

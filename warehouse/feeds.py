@@ -124,3 +124,12 @@ def update_feed_states(
                 "url": poll.feed_url,
             },
         )
+
+
+def feed_state(feed: Mapping[str, Any]) -> str:
+    """One word (and why, when paused) for where a feed stands: new, ok, failing or paused (...)."""
+    if feed["paused"]:
+        return f"paused ({feed['paused_reason']})" if feed["paused_reason"] else "paused"
+    if feed["last_status"] is None:
+        return "new"
+    return "failing" if feed["error_streak"] else "ok"

@@ -516,17 +516,25 @@ def story_overview(con: duckdb.DuckDBPyConnection, story_id: str) -> dict[str, A
 
 def story_members(con: duckdb.DuckDBPyConnection, story_id: str) -> list[dict[str, Any]]:
     """A story's articles in time order, with their duplicate marks and grouping decisions."""
+    return members_of(con, [story_id]).get(story_id, [])
+
+
+def members_of(con: duckdb.DuckDBPyConnection, story_ids: Collection[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each story's articles in time order (as :func:`story_members`), for many stories in one query."""
     cursor = con.execute(
         """
-        SELECT a.article_id, a.site, coalesce(a.published_at, a.first_seen_at) AS published, a.title, a.url,
-               a.duplicate_of, a.dup_reason, a.dup_score, d.reason, d.score, d.best_other
+        SELECT a.story_id, a.article_id, a.site, coalesce(a.published_at, a.first_seen_at) AS published,
+               a.title, a.url, a.duplicate_of, a.dup_reason, a.dup_score, d.reason, d.score, d.best_other
         FROM articles a LEFT JOIN story_decisions d USING (article_id)
-        WHERE a.story_id = ?
-        ORDER BY published, a.first_seen_at, a.article_id
+        WHERE a.story_id IN (SELECT unnest($ids::VARCHAR[]))
+        ORDER BY a.story_id, published, a.first_seen_at, a.article_id
         """,
-        [story_id],
+        {"ids": list(story_ids)},
     )
-    return _dicts(cursor)
+    members: dict[str, list[dict[str, Any]]] = {}
+    for row in _dicts(cursor):
+        members.setdefault(row.pop("story_id"), []).append(row)
+    return members
 
 
 def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
