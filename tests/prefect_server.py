@@ -45,6 +45,15 @@ def stop(process: subprocess.Popen[Any]) -> None:
             process.wait()
 
 
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 now."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
 @contextmanager
 def prefect_server(home: Path, **settings: str) -> Iterator[dict[str, str]]:
     """A real `prefect server start` on a free loopback port, with its own home and database; yields the
@@ -62,16 +71,8 @@ def prefect_server(home: Path, **settings: str) -> Iterator[dict[str, str]]:
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     api = f"http://127.0.0.1:{port}/api"
-
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(api + "/health", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
     try:
-        wait_until(healthy, 90, "prefect server health")
+        wait_until(lambda: answers(api + "/health"), 90, "prefect server health")
         yield {**env, "PREFECT_API_URL": api, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
     finally:
         stop(server)

@@ -4,6 +4,7 @@ Amazon-Anthropic set; filters, phrases, exclusions, empty results and bad querie
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from collections import Counter
@@ -20,7 +21,7 @@ from tests.test_load import loaded_amazon_lake
 
 def search(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([NEWSFLOW, "search", *args, "--db", str(db)], capture_output=True, text=True,
-                          timeout=60, env={"COLUMNS": "120", **environment("unused")})  # fmt: skip
+                          timeout=60, env={**os.environ, "COLUMNS": "120"})  # fmt: skip
 
 
 def hits(db: Path, *args: str) -> list[dict[str, Any]]:
@@ -123,6 +124,11 @@ def test_word_forms_match_through_the_stemmer(amazon_db: Path) -> None:
     forms = {h["article_id"] for h in hits(amazon_db, "investing")}
     assert forms == {h["article_id"] for h in hits(amazon_db, "invests")}
     assert len(forms) >= 5
+
+
+def test_an_apostrophe_is_part_of_a_word_not_a_quote(amazon_db: Path) -> None:
+    found = hits(amazon_db, "amazon's anthropic")  # "amazon's" is the words amazon and s
+    assert found and all("anthropic" in (h["title"] + h["snippet"]).lower() for h in found)
 
 
 def test_no_hit_says_so(amazon_db: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import REPO, LoopbackSite
 from tests.lake import reader, writer
-from tests.prefect_server import free_port, stop, wait_until
+from tests.prefect_server import answers, free_port, stop, wait_until
 from tests.test_crash_safety import NEWSFLOW, environment, ingest_command, served_feeds
 from tests.test_load import _amazon_jsonl
 
@@ -60,12 +60,8 @@ def running_web(db: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
-        try:
-            with urllib.request.urlopen(base + "/feeds", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            return False
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        return answers(base + "/feeds")
 
     try:
         wait_until(up, 60, "newsflow web")

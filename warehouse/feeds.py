@@ -126,10 +126,16 @@ def update_feed_states(
         )
 
 
-def feed_state(feed: Mapping[str, Any]) -> str:
-    """One word (and why, when paused) for where a feed stands: new, ok, failing or paused (...)."""
+def feed_status(feed: Mapping[str, Any]) -> str:
+    """Where a feed stands, in one word: ``new``, ``ok``, ``failing`` or ``paused``."""
     if feed["paused"]:
-        return f"paused ({feed['paused_reason']})" if feed["paused_reason"] else "paused"
+        return "paused"
     if feed["last_status"] is None:
         return "new"
     return "failing" if feed["error_streak"] else "ok"
+
+
+def feed_state(feed: Mapping[str, Any]) -> str:
+    """:func:`feed_status`, with the reason when paused: ``paused (10 failed polls in a row, ...)``."""
+    status = feed_status(feed)
+    return f"paused ({feed['paused_reason']})" if status == "paused" and feed["paused_reason"] else status

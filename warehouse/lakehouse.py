@@ -101,7 +101,7 @@ class LakeSpec:
     def extensions(self) -> tuple[str, ...]:
         scanner = "postgres_scanner" if self.is_postgres else "sqlite_scanner"
         extra = ("httpfs",) if self.data_path.startswith(("s3://", "gs://", "r2://", "https://")) else ()
-        return (scanner, "ducklake", "fts", *extra)  # fts: the search index's stemmer
+        return (scanner, "ducklake", *extra)  # fts is loaded where it is needed (warehouse.search)
 
     def describe(self) -> str:
         """Where it is, for messages (no password)."""

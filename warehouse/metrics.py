@@ -8,7 +8,7 @@ from datetime import datetime
 
 import duckdb
 
-from newsflow.warehouse.feeds import feed_state, list_feeds
+from newsflow.warehouse.feeds import feed_status, list_feeds
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class WarehouseFigures:
 def warehouse_figures(con: duckdb.DuckDBPyConnection) -> WarehouseFigures:
     """Feeds by state (``new``/``ok``/``failing``/``paused``), polls by status, failed polls by reason,
     articles (and how many are copies), stories, and runs by flow and status."""
-    states = Counter(feed_state(f).split(" ", 1)[0] for f in list_feeds(con))
+    states = Counter(feed_status(f) for f in list_feeds(con))
     polls = dict(con.execute("SELECT status, count(*) FROM polls GROUP BY status").fetchall())
     failures = dict(
         con.execute(
