@@ -27,9 +27,9 @@ import stories_eval  # noqa: E402
 from ingest_bench import scratch_dir  # noqa: E402
 
 import newsflow  # noqa: E402
+from newsflow.clock import utcnow  # noqa: E402
+from newsflow.flows.load import load_file  # noqa: E402
 from newsflow.settings import Settings, load_settings  # noqa: E402
-from newsflow.tasks.http import utcnow  # noqa: E402
-from newsflow.tasks.loading import load_file  # noqa: E402
 from newsflow.warehouse import maintenance as maintenance_sql  # noqa: E402
 from newsflow.warehouse.lakehouse import Warehouse  # noqa: E402
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/stories_eval.py [--batch-size 50] [--cold]
 
-Streams each corpus through ``tasks.stories`` in publication order (file order where there are no dates),
+Streams each corpus through ``newsflow.stories`` in publication order (file order where there are no dates),
 in batches, and prints B-cubed and pairwise scores against the gold clusters; the SemEval 2022 pairs are
 scored as same-story decisions. Then edits real articles and reports near-duplicate recall per edit level
 and false duplicates against unrelated articles. Copies nothing into the repo.
@@ -33,10 +33,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from newsflow import stories  # noqa: E402
+from newsflow.flows.load import load_file  # noqa: E402
 from newsflow.settings import load_settings  # noqa: E402
-from newsflow.tasks import neardup, stories  # noqa: E402
-from newsflow.tasks.loading import load_file  # noqa: E402
-from newsflow.tasks.stories import StoryArticle  # noqa: E402
+from newsflow.stories import StoryArticle, neardup  # noqa: E402
 from newsflow.warehouse.lakehouse import Warehouse  # noqa: E402
 
 DATA = Path(os.environ.get("NEWSFLOW_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -51,9 +51,10 @@ def _lake(path: Path) -> Warehouse:
     return Warehouse.open(load_settings(db=path))
 
 
-from newsflow.tasks import grouping, neardup, stories  # noqa: E402
-from newsflow.tasks.features import text_features  # noqa: E402
-from newsflow.tasks.stories import StoryArticle  # noqa: E402
+from newsflow import stories  # noqa: E402
+from newsflow.stories import StoryArticle, neardup  # noqa: E402
+from newsflow.stories.features import text_features  # noqa: E402
+from newsflow.tasks import grouping  # noqa: E402
 from newsflow.warehouse import stories as stories_table  # noqa: E402
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)

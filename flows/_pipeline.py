@@ -12,19 +12,19 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from prefect import get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner
 
+from newsflow.net.http import close_shared_fetchers
 from newsflow.progress import report
 from newsflow.records import Article, ContentSource, FetchedPage, PlannedEntry, StoreOutcome
 from newsflow.settings import Settings
 from newsflow.tasks.extraction import extract_pages
 from newsflow.tasks.fetching import fetch_pages
-from newsflow.tasks.http import close_shared_fetchers
 from newsflow.tasks.storing import finish_run, start_run, store_articles
 
 #: Fetch batches in flight at once: one saturates the per-host limits; two hide a slow batch's tail.
@@ -200,23 +200,33 @@ class TrackedRun:
         self._lap = now
 
 
+class RunCounts(Protocol):
+    """What a run's row stores as its counts."""
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
 @contextmanager
 def tracked_run(
     settings: Settings,
     flow_name: str,
     parameters: Mapping[str, Any],
-    counts: ArticleCounts,
+    counts: RunCounts,
     run_lock: str | None = None,
 ) -> Iterator[TrackedRun]:
     """Open the run's row, yield it, and close it with status, counts and timings however the body ends.
 
     ``run_lock`` names the run lock the caller holds: earlier runs of it left 'running' are marked 'crashed'.
 
-    Shared HTTP clients are closed at the end too. The run id is the Prefect flow-run id when there is one.
+    Shared HTTP clients are closed at the end too. The run id is the Prefect flow-run id when there is one;
+    without one (a flow's function called by the CLI) the run gets a fresh id.
     """
     flow_run_id = flow_run.get_id()
     run = TrackedRun(str(flow_run_id or uuid.uuid4()))
-    start_run(settings, run.run_id, flow_name, flow_run_id, parameters, run_lock)
+    # Outside a flow run (`newsflow load`, `regroup`) the bookkeeping runs as plain calls: a task called
+    # there would start Prefect's temporary API.
+    start, finish = (start_run, finish_run) if flow_run_id else (start_run.fn, finish_run.fn)
+    start(settings, run.run_id, flow_name, flow_run_id, parameters, run_lock)
     error = None
     try:
         yield run
@@ -227,4 +237,4 @@ def tracked_run(
     finally:
         close_shared_fetchers()
         run.timings["total_s"] = round(time.monotonic() - run._clock, 3)
-        finish_run(settings, run.run_id, run.status, counts.as_dict(), run.timings, error)
+        finish(settings, run.run_id, run.status, counts.as_dict(), run.timings, error)

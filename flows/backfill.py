@@ -25,13 +25,13 @@ from prefect.task_runners import TaskRunner
 from newsflow.errors import ConfigError, RunLockedError
 from newsflow.flows._pipeline import ArticleCounts, TrackedRun, chunked, process_batches, tracked_run
 from newsflow.flows._report import backfill_line
+from newsflow.flows._runners import api_shared_with_workers, extraction_runner
 from newsflow.flows.ingest import IO_TASK_RUNNER
 from newsflow.progress import report
 from newsflow.records import FeedEntry, PlannedEntry
 from newsflow.settings import Settings, load_settings
 from newsflow.tasks.discovery import Discovery, Window, discover_feed_archive, discover_sitemaps
 from newsflow.tasks.extraction import extract_pages
-from newsflow.tasks.runners import api_shared_with_workers, extraction_runner
 from newsflow.tasks.storing import (
     finish_backfill_chunk,
     finish_backfill_chunks,

@@ -21,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from newsflow.clock import utcnow
 from newsflow.errors import RunLockedError
 from newsflow.feedlist import default_feeds, load_feed_file
 from newsflow.flows._pipeline import (
@@ -31,6 +32,7 @@ from newsflow.flows._pipeline import (
     tracked_run,
 )
 from newsflow.flows._report import ingest_line, render_report, summary_rows
+from newsflow.flows._runners import api_shared_with_workers, extraction_runner
 from newsflow.progress import report
 from newsflow.records import (
     FeedState,
@@ -38,9 +40,7 @@ from newsflow.records import (
     PollStatus,
 )
 from newsflow.settings import Settings, load_settings
-from newsflow.tasks.http import utcnow
 from newsflow.tasks.polling import poll_feeds
-from newsflow.tasks.runners import api_shared_with_workers, extraction_runner
 from newsflow.tasks.storing import plan_entries, save_validators, store_polls
 from newsflow.warehouse import feeds as feeds_table
 from newsflow.warehouse import runs as runs_table

@@ -11,8 +11,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from newsflow.clock import utcnow
 from newsflow.settings import Settings, load_settings
-from newsflow.tasks.http import utcnow
 from newsflow.warehouse import maintenance as maintenance_sql
 from newsflow.warehouse.lakehouse import Warehouse
 

@@ -1,14 +1,19 @@
-"""newsflow: a self-hosted news ingestion warehouse (Prefect + feedparser + trafilatura + DuckLake)."""
+"""newsflow: a self-hosted news ingestion warehouse (Prefect + feedparser + trafilatura + DuckLake).
+
+This module is the package's public face for notebooks (:func:`connect`), so it sits above every floor;
+the ground's modules (records, settings, errors, clock, text, progress, feedlist) are beside it.
+"""
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import duckdb
 
-__version__ = "0.1.0"
+__version__ = version("newsflow")
 
 
 def connect(db: str | Path | None = None) -> duckdb.DuckDBPyConnection:

@@ -128,7 +128,7 @@ class TextFeatures:
 
     #: MinHash signature (little-endian uint32 bytes); None for a text too short to have one.
     signature: bytes | None
-    #: Term and entity counts of title and body (``tasks.stories.article_counts``).
+    #: Term and entity counts of title and body (``newsflow.stories.article_counts``).
     terms: dict[str, int]
     entities: dict[str, int]
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from newsflow import __version__
 from newsflow.errors import ConfigError
 
 
@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     allow_private_networks: bool = Field(
         False, description="fetch URLs whose host resolves to loopback/private/reserved addresses"
     )
-    user_agent: str = f"newsflow/{__version__} (self-hosted news ingestion; +httpx)"
+    user_agent: str = f"newsflow/{version('newsflow')} (self-hosted news ingestion; +httpx)"
     connect_timeout: float = Field(10.0, gt=0, description="seconds to open a connection")
     read_timeout: float = Field(20.0, gt=0, description="seconds of silence allowed while reading")
     total_timeout: float = Field(60.0, gt=0, description="seconds one request may take in all")

@@ -18,11 +18,12 @@ from lxml import etree
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from newsflow.clock import parse_iso_utc, utcnow
 from newsflow.errors import FeedParseError, FetchError
+from newsflow.net.feeds import ParsedFeed, parse_feed
+from newsflow.net.http import Fetcher, shared_fetcher
 from newsflow.records import FeedEntry
 from newsflow.settings import Settings
-from newsflow.tasks.feeds import ParsedFeed, parse_feed
-from newsflow.tasks.http import Fetcher, shared_fetcher, utcnow
 
 MAX_ARCHIVE_PAGES = 500
 MAX_SITEMAPS = 1000
@@ -222,13 +223,7 @@ def _child_text(node: etree._Element | None, tag: str) -> str | None:
 
 def _w3c_datetime(value: str | None) -> datetime | None:
     """A W3C datetime (``2023-09-25``, ``2023-09-25T10:00:00+02:00``, ``...Z``) in UTC."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    return parse_iso_utc(value) if value else None
 
 
 # ----------------------------------------------------------------------------------------------- tasks

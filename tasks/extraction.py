@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import lxml.html
@@ -17,10 +17,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from trafilatura.settings import Document
 
+from newsflow.clock import parse_iso_utc
+from newsflow.net.urls import canonical_url, same_site, site_of
 from newsflow.records import Article, ContentSource, FetchedPage
-from newsflow.tasks.dedupe import content_hash
-from newsflow.tasks.features import text_features
-from newsflow.tasks.urls import canonical_url, same_site, site_of
+from newsflow.stories.dedupe import content_hash
+from newsflow.stories.features import text_features
 
 #: Shortest text whose language is guessed; shorter guesses are noise.
 MIN_LANGUAGE_CHARS = 40
@@ -161,14 +162,10 @@ def _published(page_date: str | None, feed_date: datetime | None) -> datetime | 
     """The page's date wins; the feed's timestamp is kept when it falls on that day (it has the time)."""
     if not page_date:
         return feed_date
-    try:
-        day = datetime.fromisoformat(page_date)
-    except ValueError:
+    day = parse_iso_utc(page_date)
+    if day is None or (feed_date is not None and feed_date.date() == day.date()):
         return feed_date
-    day = day if day.tzinfo else day.replace(tzinfo=UTC)
-    if feed_date is not None and feed_date.date() == day.date():
-        return feed_date
-    return day.astimezone(UTC)
+    return day
 
 
 def _join(names: tuple[str, ...]) -> str | None:

@@ -8,10 +8,11 @@ from dataclasses import replace
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from newsflow.clock import utcnow
 from newsflow.errors import FetchError
+from newsflow.net.http import Fetcher, shared_fetcher
 from newsflow.records import FetchedPage, PlannedEntry
 from newsflow.settings import Settings
-from newsflow.tasks.http import Fetcher, shared_fetcher, utcnow
 
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
 HTML_TYPES = ("text/html", "application/xhtml+xml")

@@ -4,7 +4,7 @@ The store step calls :func:`group_batch` inside its transaction, after exact ded
 insert; ``newsflow regroup`` calls :func:`regroup` over a date range. Order of precedence: an exact
 duplicate (guid, URL, content hash) stays exact; an article that nearly repeats a stored or earlier one
 is marked ``near_duplicate``; every copy joins the story of its original (decision ``copy``); the other
-articles are grouped by :func:`tasks.stories.assign_batch` against the stories active around their time.
+articles are grouped by :func:`newsflow.stories.assign_batch` against the stories active around their time.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 
 import duckdb
 
+from newsflow import stories
 from newsflow.records import DocFreqRow, DuplicateMark, StoryAssignment
-from newsflow.tasks import neardup, stories
-from newsflow.tasks.stories import DEFAULT_CONFIG, StoryArticle, StoryConfig
+from newsflow.stories import DEFAULT_CONFIG, StoryArticle, StoryConfig, neardup
 from newsflow.warehouse import stories as stories_table
 
 #: Stored stories loaded per article: the best few by weighted cosine within the time window.
@@ -200,7 +200,7 @@ class RegroupOutcome:
     joined: int
 
 
-def regroup(
+def regroup_range(
     con: duckdb.DuckDBPyConnection,
     start: datetime,
     end: datetime,

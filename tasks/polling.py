@@ -9,11 +9,12 @@ from datetime import timedelta
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from newsflow.clock import utcnow
 from newsflow.errors import FeedParseError, FetchError, TransientFetchError
+from newsflow.net.feeds import parse_feed
+from newsflow.net.http import Fetcher, shared_fetcher
 from newsflow.records import FeedState, PollResult, PollStatus
 from newsflow.settings import Settings
-from newsflow.tasks.feeds import parse_feed
-from newsflow.tasks.http import Fetcher, shared_fetcher, utcnow
 
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, "

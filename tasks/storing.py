@@ -15,6 +15,8 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from newsflow.clock import utcnow
+from newsflow.net.urls import canonical_url
 from newsflow.records import (
     Article,
     ContentSource,
@@ -26,12 +28,10 @@ from newsflow.records import (
     StoreOutcome,
 )
 from newsflow.settings import Settings
-from newsflow.tasks.dedupe import article_id, guid_key, mark_exact_duplicates
+from newsflow.stories import StoryArticle
+from newsflow.stories.dedupe import article_id, guid_key, mark_exact_duplicates
 from newsflow.tasks.grouping import group_batch
-from newsflow.tasks.http import utcnow
 from newsflow.tasks.schedule import next_schedule
-from newsflow.tasks.stories import StoryArticle
-from newsflow.tasks.urls import canonical_url
 from newsflow.warehouse import articles as articles_table
 from newsflow.warehouse import backfills as backfills_table
 from newsflow.warehouse import feeds as feeds_table

@@ -127,8 +127,8 @@ def running_backfill_site(root: Path) -> Iterator[BackfillSite]:
 
 
 def register(db: Path, site: LoopbackSite) -> None:
+    from newsflow.clock import utcnow
     from newsflow.records import FeedSpec
-    from newsflow.tasks.http import utcnow
     from newsflow.warehouse import feeds as feeds_table
     from tests.lake import writer
 

@@ -121,9 +121,9 @@ def wait_for_a_done_chunk(db: Path, process: subprocess.Popen[bytes], timeout: f
 
 
 def test_archive_walk_stops_when_a_site_ignores_paging(site: object, settings: object) -> None:
+    from newsflow.net.http import Fetcher
     from newsflow.settings import Settings
     from newsflow.tasks.discovery import Window, archived_entries
-    from newsflow.tasks.http import Fetcher
     from tests.conftest import LoopbackSite
     from tests.feedbuild import Item, write_feed
 

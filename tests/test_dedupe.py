@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from newsflow.records import Article, ContentSource, DuplicateMark, StoredKeys
-from newsflow.tasks.dedupe import MIN_HASH_WORDS, article_id, content_hash, guid_key, mark_exact_duplicates
+from newsflow.stories.dedupe import MIN_HASH_WORDS, article_id, content_hash, guid_key, mark_exact_duplicates
 
 FEED = "https://feeds.example.com/rss"
 OTHER_FEED = "https://other.example.org/atom.xml"

@@ -11,7 +11,7 @@ import pytest
 import zstandard
 
 from newsflow.records import Article, ContentSource, FeedEntry, FetchedPage, PlannedEntry
-from newsflow.tasks.dedupe import content_hash
+from newsflow.stories.dedupe import content_hash
 from newsflow.tasks.extraction import build_article, extract_pages
 from tests.conftest import SCRAPINGHUB, shared
 from tests.feedbuild import benchmark_pages

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from newsflow.errors import FeedParseError
-from newsflow.tasks.feeds import ParsedFeed, parse_feed
+from newsflow.net.feeds import ParsedFeed, parse_feed
 from tests.conftest import shared
 from tests.feedbuild import Item, rss
 
@@ -278,7 +278,7 @@ def test_json_that_is_not_a_json_feed() -> None:
     ],
 )
 def test_guids_are_kept_as_written_and_bare_ones_scoped_by_feed(guid_xml: str, guid: str, key: str) -> None:
-    from newsflow.tasks.dedupe import guid_key
+    from newsflow.stories.dedupe import guid_key
 
     feed = (
         '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from newsflow.net.http import Fetcher
+from newsflow.net.urls import canonical_url
 from newsflow.records import FeedEntry, PlannedEntry
 from newsflow.settings import Settings
-from newsflow.tasks.dedupe import article_id
+from newsflow.stories.dedupe import article_id
 from newsflow.tasks.fetching import fetch_page
-from newsflow.tasks.http import Fetcher
-from newsflow.tasks.urls import canonical_url
 from tests.conftest import LoopbackSite
 
 

@@ -265,7 +265,7 @@ def shared_feed_files() -> list[Path]:
 def _parse_one(path: str) -> tuple[str, str, int]:
     """(file, outcome, entries): outcome is "ok" or a FeedParseError reason; anything else propagates."""
     from newsflow.errors import FeedParseError
-    from newsflow.tasks.feeds import parse_feed
+    from newsflow.net.feeds import parse_feed
 
     file = Path(path)
     content = file.read_bytes()
@@ -335,8 +335,8 @@ def test_sample_of_shared_feeds_through_a_real_ingest(
 @pytest.mark.parametrize("path", ["/trickle-headers", "/trickle"])
 def test_total_timeout_cuts_a_trickling_server(hostile: str, path: str) -> None:
     from newsflow.errors import TransientFetchError
+    from newsflow.net.http import Fetcher
     from newsflow.settings import load_settings
-    from newsflow.tasks.http import Fetcher
 
     settings = load_settings(allow_private_networks=True, read_timeout=5, total_timeout=1.5, retries=0)
     started = time.monotonic()
@@ -359,8 +359,8 @@ def test_total_timeout_cuts_a_trickling_server(hostile: str, path: str) -> None:
 )
 def test_guard_refuses_before_connecting(url: str, allow_private: bool) -> None:
     from newsflow.errors import BlockedAddressError
+    from newsflow.net.http import Fetcher
     from newsflow.settings import load_settings
-    from newsflow.tasks.http import Fetcher
 
     settings = load_settings(allow_private_networks=allow_private, connect_timeout=5, retries=3)
     started = time.monotonic()

@@ -11,9 +11,9 @@ from email.utils import formatdate
 import pytest
 
 from newsflow.errors import BlockedAddressError, FetchError, ResponseTooLargeError, TransientFetchError
+from newsflow.net.http import Fetcher, parse_retry_after
+from newsflow.net.policy import is_public_address
 from newsflow.settings import Settings
-from newsflow.tasks.http import Fetcher, parse_retry_after
-from newsflow.tasks.netpolicy import is_public_address
 from tests.conftest import LoopbackSite
 
 HTML = b"<!doctype html><html><head><title>Hello</title></head><body><p>Hello, loopback.</p></body></html>"

@@ -233,3 +233,32 @@ def test_near_duplicates_are_looked_for_within_30_days_or_everywhere_when_undate
     # A copy a week later is found; a year later it is outside the window (its own original from then
     # on); an undated copy has no time to bound the search, so all of history is searched.
     assert marks == {"original": None, "week-later": "original", "year-later": None, "undated": "original"}
+
+
+def test_load_and_regroup_run_as_prefect_flows_and_are_recorded(
+    tmp_path: Path, db: Path, prefect_harness: str
+) -> None:
+    """The flows a deployment would run: `load` stores what `newsflow load` stores (a bad line logged, not
+    fatal), `regroup` regroups; both are rows in `runs` under their Prefect flow-run ids."""
+    from newsflow.flows.load import load
+    from newsflow.flows.regroup import regroup
+
+    file = _amazon_jsonl(tmp_path / "amazon.jsonl")
+    file.write_text(file.read_text() + "not json\n")
+    loaded = load(file=str(file), db=str(db))
+    assert (loaded["lines"], loaded["articles_stored"], loaded["bad_lines"]) == (13, 12, 1)
+    assert (loaded["new_stories"], loaded["joined_stories"]) == (8, 4)
+    regrouped = regroup(since="2023-09-01", until="2023-10-31", db=str(db))
+    assert regrouped == {"articles": 12, "stories_before": 8, "stories_after": 8, "joined": 4}
+    runs = _rows(db, "SELECT flow, status, flow_run_id IS NOT NULL, counts FROM runs ORDER BY started_at")
+    assert [r[:3] for r in runs] == [("load", "completed", True), ("regroup", "completed", True)]
+    assert json.loads(str(runs[1][3])) == regrouped
+
+
+def test_regroup_of_a_period_that_ends_before_it_starts_is_one_clean_error(amazon_db: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["regroup", "--since", "2023-10-01", "--until", "2023-09-01", "--db", str(amazon_db)]
+    )
+    assert result.exit_code == 1
+    assert result.stderr == "Error: the period ends (2023-09-01) before it starts (2023-10-01)\n"
+    assert _rows(amazon_db, "SELECT count(*) FROM runs WHERE flow = 'regroup'") == [(0,)]

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from newsflow.tasks import neardup
+from newsflow.stories import neardup
 from tests.conftest import shared
 
 

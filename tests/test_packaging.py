@@ -18,6 +18,8 @@ def test_the_wheel_installs_only_the_newsflow_package(tmp_path: Path) -> None:
     [wheel] = tmp_path.glob("newsflow-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names} == {"newsflow", wheel.name.split("-py")[0] + ".dist-info"}
-    needed = ["newsflow/flows/ingest.py", "newsflow/tasks/feeds.py", "newsflow/warehouse/lakehouse.py",
-              "newsflow/warehouse/migrations/0005_lakehouse.sql", "newsflow/default_feeds.toml"]  # fmt: skip
+    needed = ["newsflow/cli/__init__.py", "newsflow/flows/ingest.py", "newsflow/tasks/polling.py",
+              "newsflow/net/feeds.py", "newsflow/stories/assign.py", "newsflow/warehouse/lakehouse.py",
+              "newsflow/warehouse/migrations/0005_lakehouse.sql", "newsflow/web/templates/base.html",
+              "newsflow/default_feeds.toml"]  # fmt: skip
     assert [name for name in needed if name not in names] == []

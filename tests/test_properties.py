@@ -10,9 +10,9 @@ from urllib.parse import parse_qsl, urlsplit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsflow.tasks.dedupe import article_id, guid_key
-from newsflow.tasks.feeds import SYNTHETIC_GUID_PREFIX, parse_feed
-from newsflow.tasks.urls import canonical_url
+from newsflow.net.feeds import SYNTHETIC_GUID_PREFIX, parse_feed
+from newsflow.net.urls import canonical_url
+from newsflow.stories.dedupe import article_id, guid_key
 from tests.feedbuild import Item, rss
 
 FEED_URL = "https://feeds.example.com/news/feed.xml"

@@ -7,8 +7,8 @@ import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from newsflow.tasks import stories
-from newsflow.tasks.stories import StoryArticle
+from newsflow import stories
+from newsflow.stories import StoryArticle
 from tests.conftest import shared
 
 STORY = "amazon-anthropic-invest-2023-09-25"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from newsflow.tasks.urls import canonical_url, same_site, site_of
+from newsflow.net.urls import canonical_url, same_site, site_of
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,6 @@ get a near-zero idf instead).
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +25,7 @@ from typing import Any
 import duckdb
 
 from newsflow.errors import SearchQueryError
+from newsflow.text import ascii_fold
 
 K1 = 1.2
 B = 0.75
@@ -64,8 +64,7 @@ class SearchHit:
 
 def words_of(text: str) -> list[str]:
     """The index's words of ``text`` (lower case, no accents, ``a-z0-9`` runs), as the index splits them."""
-    folded = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
-    return [w for w in re.split(r"[^a-z0-9]+", folded) if w]
+    return [w for w in re.split(r"[^a-z0-9]+", ascii_fold(text)) if w]
 
 
 #: A query's parts: ``-word``, a "quoted phrase" (``-`` before it excludes its words), or a bare word.

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from newsflow.durations import parse_since
+from newsflow.clock import parse_since
 from newsflow.errors import NewsflowError, NotFoundError
 from newsflow.settings import Settings
 from newsflow.web.metrics import metrics_response
@@ -62,7 +62,7 @@ def create_app(settings: Settings) -> Starlette:
         return templates.TemplateResponse(request, name, context, status_code=status)
 
     def river(request: Request) -> Response:
-        from newsflow.tasks.http import utcnow
+        from newsflow.clock import utcnow
         from newsflow.warehouse import stories as stories_table
 
         since = request.query_params.get("since", "7d")

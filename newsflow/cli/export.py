@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from newsflow.display import json_value, plain_text
+from newsflow.cli.display import json_value, plain_text
 from newsflow.errors import ConfigError
 from newsflow.warehouse.query import query_errors
 

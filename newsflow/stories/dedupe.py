@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from collections.abc import Sequence
 
 from newsflow.records import Article, DuplicateMark, StoredKeys
+from newsflow.text import fold
 
 #: Texts shorter than this are not hashed: teasers such as "Read more" would collide across articles.
 MIN_HASH_WORDS = 25
@@ -36,8 +36,7 @@ def article_id(guid_key: str | None, url: str | None) -> str:
 
 def normalise_text(text: str) -> str:
     """Case, accents' composition, punctuation and spacing folded away."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return _NON_WORD.sub(" ", folded).strip()
+    return _NON_WORD.sub(" ", fold(text)).strip()
 
 
 def content_hash(text: str) -> str | None:

@@ -17,9 +17,10 @@ from urllib.parse import urljoin
 import feedparser
 from feedparser.encodings import convert_to_utf8
 
+from newsflow.clock import parse_iso_utc
 from newsflow.errors import FeedParseError
+from newsflow.net.urls import canonical_url
 from newsflow.records import FeedEntry
-from newsflow.tasks.urls import canonical_url
 
 # feedparser stops billion-laughs and XXE but not quadratic blow-up (one big entity used many times),
 # and no legitimate feed needs a DTD entity declaration.
@@ -247,8 +248,4 @@ def _json_authors(node: dict[str, Any]) -> tuple[str, ...]:
 def _iso_timestamp(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    return parse_iso_utc(value)

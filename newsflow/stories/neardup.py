@@ -17,7 +17,6 @@ unrelated pair (Jaccard ~0.01) with probability ~0.6 %; candidates are then chec
 from __future__ import annotations
 
 import re
-import unicodedata
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from newsflow.records import BandRow, DuplicateMark, SignatureRow, StoredSignature
+from newsflow.text import fold
 
 #: Words per shingle. Three keeps unrelated texts near Jaccard 0 while a 10 % edit keeps ~0.55.
 SHINGLE_WORDS = 3
@@ -66,7 +66,7 @@ _BAND_MIX = np.array(
 
 def words(text: str) -> list[str]:
     """Case- and accent-composition-folded words of a text."""
-    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+    return _WORD.findall(fold(text))
 
 
 def shingle_hashes(text: str) -> npt.NDArray[np.uint64]:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -24,8 +24,8 @@ from newsflow.errors import (
     ResponseTooLargeError,
     TransientFetchError,
 )
+from newsflow.net.policy import GuardedTransport, request_deadline
 from newsflow.settings import Settings
-from newsflow.tasks.netpolicy import GuardedTransport, request_deadline
 
 logger = logging.getLogger(__name__)
 
@@ -304,11 +304,6 @@ def _valid_url(url: str) -> bool:
     except httpx.InvalidURL:
         return False
     return True
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware in UTC."""
-    return datetime.now(UTC)
 
 
 _FETCHERS: dict[Settings, Fetcher] = {}

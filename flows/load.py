@@ -1,5 +1,9 @@
-"""Loading already-extracted articles from JSON Lines: parse and check each line, then store the good ones
-in batches through the same exact-dedupe, near-duplicate and story stages as ingestion.
+"""The ``load`` flow: already-extracted articles from JSON Lines. Each line is parsed and checked, and the
+good ones are stored in batches through the same exact-dedupe, near-duplicate and story stages as ingestion.
+
+``newsflow load`` calls :func:`load_file` in its own process, without Prefect's API (the temporary API
+would add seconds to every load, and the load has no tasks to distribute); the ``load`` flow wraps the
+same function for deployments and Prefect-triggered runs.
 
 One JSON object per line: ``text`` (required), and optionally ``id``, ``url``, ``title``,
 ``published_at`` (ISO 8601), ``site``, ``author``, ``language``. A loaded ``id`` is global: loading it
@@ -10,25 +14,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from prefect import flow, get_run_logger
+
+from newsflow.clock import parse_iso_utc, utcnow
 from newsflow.errors import ConfigError
-from newsflow.records import Article, ContentSource
-from newsflow.settings import Settings
-from newsflow.tasks.dedupe import article_id, content_hash
+from newsflow.flows._pipeline import tracked_run
+from newsflow.net.urls import canonical_url, site_of
+from newsflow.records import Article, ContentSource, StoreOutcome
+from newsflow.settings import Settings, load_settings
+from newsflow.stories.dedupe import article_id, content_hash
 from newsflow.tasks.extraction import detect_language
-from newsflow.tasks.http import utcnow
 from newsflow.tasks.storing import store
-from newsflow.tasks.urls import canonical_url, site_of
-from newsflow.warehouse import runs as runs_table
-from newsflow.warehouse.lakehouse import Warehouse
 
 _OPTIONAL_STRINGS = ("url", "title", "site", "author", "language")
 
@@ -52,6 +55,14 @@ class LoadCounts:
     duplicates: Counter[str] = field(default_factory=Counter)
     new_stories: int = 0
     joined_stories: int = 0
+
+    def add(self, outcome: StoreOutcome) -> None:
+        """Count one stored batch."""
+        self.articles_stored += outcome.inserted
+        self.already_stored += outcome.skipped_existing
+        self.duplicates.update(outcome.duplicates)
+        self.new_stories += outcome.new_stories
+        self.joined_stories += outcome.joined_stories
 
     def as_dict(self) -> dict[str, Any]:
         return {k: dict(v) if isinstance(v, Counter) else v for k, v in self.__dict__.items()}
@@ -120,11 +131,9 @@ def _published(value: object, now: datetime, tolerance: float) -> tuple[datetime
         return None, False
     if not isinstance(value, str):
         raise ValueError("bad date: `published_at` must be an ISO 8601 string")
-    try:
-        when = datetime.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise ValueError(f"bad date: `published_at` {value[:40]!r} is not ISO 8601") from exc
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    when = parse_iso_utc(value)
+    if when is None:
+        raise ValueError(f"bad date: `published_at` {value[:40]!r} is not ISO 8601")
     if when > now + timedelta(seconds=tolerance):
         return now, True
     return when, False
@@ -161,28 +170,15 @@ def load_file(
     Bad lines are passed to ``on_bad_line`` as they are met and counted; the good ones are stored.
     The run is recorded in ``runs`` (flow ``load``). Returns the counts.
     """
-    started = time.monotonic()
-    run_id = str(uuid.uuid4())
-    now = utcnow()
-    with Warehouse.open(settings).write() as con:
-        runs_table.start_run(
-            con, run_id=run_id, flow="load", flow_run_id=None, parameters={"file": str(path)}, now=now
-        )
     counts = LoadCounts()
-    batch: list[Article] = []
+    with tracked_run(settings, "load", {"file": str(path)}, counts) as run:
+        batch: list[Article] = []
 
-    def flush() -> None:
-        outcome = store(batch, settings, run_id)
-        counts.articles_stored += outcome.inserted
-        counts.already_stored += outcome.skipped_existing
-        counts.duplicates.update(outcome.duplicates)
-        counts.new_stories += outcome.new_stories
-        counts.joined_stories += outcome.joined_stories
-        batch.clear()
+        def flush() -> None:
+            counts.add(store(batch, settings, run.run_id))
+            batch.clear()
 
-    status, error = "failed", None
-    try:
-        for item in read_lines(path, path.resolve().as_uri(), now, settings.future_tolerance):
+        for item in read_lines(path, path.resolve().as_uri(), utcnow(), settings.future_tolerance):
             counts.lines += 1
             if isinstance(item, BadLine):
                 counts.bad_lines += 1
@@ -194,15 +190,23 @@ def load_file(
                 flush()
         if batch:
             flush()
-        status = "completed"
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        timings = {"total_s": round(time.monotonic() - started, 3)}
-        with Warehouse.open(settings).write() as con:
-            runs_table.finish_run(
-                con, run_id=run_id, status=status, counts=counts.as_dict(), timings=timings, error=error,
-                now=utcnow(),
-            )  # fmt: skip
-    return {"run_id": run_id, **counts.as_dict(), "timings": timings}
+    return {"run_id": run.run_id, **counts.as_dict(), "timings": run.timings}
+
+
+@flow(name="load", validate_parameters=True)
+def load(file: str, db: str | None = None, batch_size: int | None = None) -> dict[str, Any]:
+    """Load already-extracted articles from a JSON Lines file (see the module's docstring for the fields).
+
+    Args:
+        file: the JSONL file, as a path on the machine that runs the flow.
+        db: the warehouse; default ``NEWSFLOW_DB`` / ``NEWSFLOW_WAREHOUSE``.
+        batch_size: articles per stored batch.
+
+    Returns:
+        The run's counts, as ``newsflow load --json`` prints them. Each bad line is logged as a warning.
+    """
+    settings = load_settings(db=Path(db) if db else None, batch_size=batch_size)
+    logger = get_run_logger()
+    return load_file(
+        Path(file), settings, on_bad_line=lambda bad: logger.warning("%s:%d: %s", file, bad.line, bad.reason)
+    )

@@ -1,0 +1,179 @@
+"""Commands that show what is stored: stories, a story, an article, search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from newsflow.cli.options import db_option, existing_warehouse, format_option, since_option
+from newsflow.clock import parse_since
+from newsflow.errors import NotFoundError
+
+
+@click.command()
+@since_option(
+    "24h",
+    "Stories with an article published since (undated articles count at the time newsflow first saw them)",
+)
+@click.option(
+    "--min-outlets", type=click.IntRange(min=1), default=1, show_default=True, help="Fewest outlets."
+)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Most stories.")
+@db_option
+@format_option
+def stories(since: str, min_outlets: int, limit: int, db: Path | None, fmt: str) -> None:
+    """List stories, biggest first, with their outlets and headline.
+
+    The window is on publication time, so a backfill or `load` of older articles shows with `--since all`
+    (or a longer window). The table shows when each story's latest article appeared; -f csv/json also give
+    first_at. Ids print whole; `newsflow story` also takes a unique prefix.
+
+    Example: newsflow stories --since 7d --min-outlets 3
+    """
+    from newsflow.cli.display import render_rows
+    from newsflow.clock import utcnow
+    from newsflow.warehouse import stories as stories_table
+    from newsflow.warehouse.lakehouse import Warehouse
+
+    settings = existing_warehouse(db)
+    since_at = parse_since(since, utcnow())
+    with Warehouse.open(settings).read() as con:
+        rows = stories_table.list_stories(con, since=since_at, min_outlets=min_outlets, limit=limit)
+        total, newest = stories_table.newest_story(con) if not rows else (0, None)
+    columns = ["story_id", "articles", "outlets", "first_at", "last_at", "headline", "sites"]
+    if fmt == "table":
+        columns.remove("first_at")
+    click.echo(render_rows(columns, [tuple(r[c] for c in columns) for r in rows], fmt))
+    if not rows and total:
+        click.echo(
+            f"no story has an article published {'since' if '-' in since else 'in the last'} {since} "
+            f"({total} stories in all, the latest article "
+            f"at {newest:%Y-%m-%d %H:%M:%S}): try --since all",
+            err=True,
+        )
+
+
+@click.command()
+@click.argument("story_id")
+@db_option
+@format_option
+def story(story_id: str, db: Path | None, fmt: str) -> None:
+    """Show one story: its articles with outlet, time, title, URL, copy marks and grouping decision.
+
+    STORY_ID is a story id or a unique prefix of one (at least 4 characters).
+    Example: newsflow story s_0123456789abcdef
+    """
+    from newsflow.cli.display import render_json, render_rows
+    from newsflow.warehouse import stories as stories_table
+    from newsflow.warehouse.lakehouse import Warehouse
+    from newsflow.warehouse.query import unique_id
+
+    settings = existing_warehouse(db)
+    with Warehouse.open(settings).read() as con:
+        story_id = unique_id(con, "stories", story_id)
+        overview = stories_table.story_overview(con, story_id)
+        members = stories_table.story_members(con, story_id)
+    if overview is None:  # a story row without articles: released by a regroup in progress
+        raise NotFoundError(f"story {story_id} has no articles (see `newsflow stories`)")
+    if fmt == "json":
+        click.echo(render_json({"story": overview, "articles": members}))
+        return
+    columns = ["article_id", "site", "published", "title", "copy_of", "copy", "decision", "url"]
+    rows = [
+        (m["article_id"], m["site"], m["published"], m["title"], m["duplicate_of"], _copy_mark(m),
+         _decision(m), m["url"])
+        for m in members
+    ]  # fmt: skip
+    if fmt == "table":
+        click.echo(
+            f"{overview['headline'] or '(no headline)'}\n{story_id}: {overview['articles']} articles "
+            f"({overview['originals']} originals) from {overview['outlets']} outlets\n"
+            f"{overview['first_at']:%Y-%m-%d %H:%M:%S} .. {overview['last_at']:%Y-%m-%d %H:%M:%S} UTC\n"
+        )
+    click.echo(render_rows(columns, rows, fmt))
+
+
+def _copy_mark(member: dict[str, Any]) -> str | None:
+    if not member["duplicate_of"]:
+        return None
+    return f"{member['dup_reason']} {member['dup_score'] or 1.0:.2f}"
+
+
+def _decision(member: dict[str, Any]) -> str | None:
+    if not member["reason"]:
+        return None
+    return f"{member['reason']} {member['score']:.3f}"
+
+
+@click.command()
+@click.argument("article_id")
+@db_option
+@format_option
+def article(article_id: str, db: Path | None, fmt: str) -> None:
+    """Show one article: metadata, copy mark, story and the extracted text.
+
+    ARTICLE_ID is an article id (as `newsflow story` lists them) or a unique prefix of one.
+    Example: newsflow article 0f3c9a
+    """
+    from newsflow.cli.display import render_json, render_record, render_rows
+    from newsflow.warehouse.articles import article_detail
+    from newsflow.warehouse.lakehouse import Warehouse
+    from newsflow.warehouse.query import unique_id
+
+    settings = existing_warehouse(db)
+    with Warehouse.open(settings).read() as con:
+        article = article_detail(con, unique_id(con, "articles", article_id))
+    assert article is not None  # unique_id found it in the same snapshot
+    if fmt == "json":
+        click.echo(render_json(article))
+        return
+    if fmt == "csv":
+        click.echo(render_rows(list(article), [tuple(article.values())], "csv"))
+        return
+    text = article.pop("text")
+    click.echo(article.pop("title") or "(no title)")
+    click.echo(render_record([(name, value) for name, value in article.items() if value not in (None, [])]))
+    click.echo("")
+    click.echo(text)
+
+
+@click.command()
+@click.argument("query")
+@since_option("all", "Only articles published since")
+@click.option("--site", help="Only articles of this site (or its subdomains), e.g. reuters.com.")
+@click.option("--story", "story_id", help="Only articles of this story (an id or a unique prefix).")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Most hits.")
+@db_option
+@format_option
+def search(
+    query: str, since: str, site: str | None, story_id: str | None, limit: int, db: Path | None, fmt: str
+) -> None:
+    """Find articles by words in their title and text, best first (BM25), with a snippet.
+
+    Every word must occur (in any form: "investing" finds "invest"); "a quoted phrase" must occur as
+    written; -word excludes. Each hit shows its story and how many outlets cover it; -f csv/json give the
+    snippet with matched words between ** and the story's outlets.
+
+    Example: newsflow search 'anthropic amazon "4 billion"' --since 30d
+    """
+    from newsflow.cli.display import render_hits, render_rows
+    from newsflow.clock import utcnow
+    from newsflow.warehouse.lakehouse import Warehouse
+    from newsflow.warehouse.query import unique_id
+    from newsflow.warehouse.search import marked, parse_query, search
+
+    parsed = parse_query(query)
+    settings = existing_warehouse(db)
+    with Warehouse.open(settings).read() as con:
+        story = unique_id(con, "stories", story_id) if story_id else None
+        hits = search(con, parsed, since=parse_since(since, utcnow()), site=site, story_id=story, limit=limit)
+    if fmt == "table":
+        click.echo(render_hits(hits))
+        return
+    columns = ["score", "article_id", "published_at", "site", "title", "url", "story_id", "story_outlets",
+               "duplicate_of", "snippet"]  # fmt: skip
+    rows = [(round(h.score, 4), h.article_id, h.published_at, h.site, h.title, h.url, h.story_id,
+             h.story_outlets, h.duplicate_of, marked(h.snippet)) for h in hits]  # fmt: skip
+    click.echo(render_rows(columns, rows, fmt))

@@ -1,0 +1,78 @@
+"""How well an article fits a story: cosine of terms and of entities, scaled by time apart."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime
+
+from newsflow.records import StoryAssignment
+from newsflow.stories.model import DEFAULT_CONFIG, REASON_JOINED, ArticleVectors, Story, StoryConfig
+
+
+def norm(vector: Mapping[str, float]) -> float:
+    """L2 norm of a sparse vector."""
+    return math.sqrt(sum(w * w for w in vector.values()))
+
+
+def cosine(unit: Mapping[str, float], other: Mapping[str, float]) -> float:
+    """Cosine of a unit vector with any vector (0 when either is empty)."""
+    length = norm(other)
+    if not unit or length == 0.0:
+        return 0.0
+    small, big = (unit, other) if len(unit) <= len(other) else (other, unit)
+    return sum(w * big.get(t, 0.0) for t, w in small.items()) / length
+
+
+def days_apart(when: datetime, story: Story) -> float:
+    """Days from ``when`` to the story's time span (0 inside it)."""
+    if story.first_at <= when <= story.last_at:
+        return 0.0
+    edge = story.first_at if when < story.first_at else story.last_at
+    return abs((when - edge).total_seconds()) / 86400.0
+
+
+def time_factor(days: float, config: StoryConfig = DEFAULT_CONFIG) -> float:
+    """1 within ``same_time_days``, falling linearly to ``min_time_factor`` at the window's edge."""
+    if days <= config.same_time_days:
+        return 1.0
+    span = max(config.window_days - config.same_time_days, 1e-9)
+    return 1.0 - (1.0 - config.min_time_factor) * min(1.0, (days - config.same_time_days) / span)
+
+
+def score(
+    vectors: ArticleVectors, when: datetime, story: Story, config: StoryConfig = DEFAULT_CONFIG
+) -> StoryAssignment:
+    """How well an article fits a story (the assignment it would get if it joined)."""
+    term_sim = cosine(vectors.terms, story.terms)
+    entity_sim = cosine(vectors.entities, story.entities)
+    days = days_apart(when, story)
+    total = (config.term_weight * term_sim + config.entity_weight * entity_sim) * time_factor(days, config)
+    shared = sorted(
+        (t for t in vectors.entities if t in story.entities),
+        key=lambda t: -vectors.entities[t] * story.entities[t],
+    )[:5]
+    return StoryAssignment(
+        article_id="",
+        story_id=story.story_id,
+        reason=REASON_JOINED,
+        score=round(total, 4),
+        term_similarity=round(term_sim, 4),
+        entity_similarity=round(entity_sim, 4),
+        days_apart=round(days, 2),
+        best_other=story.story_id,
+        shared_terms=tuple(shared),
+    )
+
+
+def required_score(story: Story, config: StoryConfig = DEFAULT_CONFIG) -> float:
+    """The score an article needs to join: the threshold, or more for a cohesive story."""
+    if story.article_count < 2:
+        return config.threshold
+    mean = story.join_score_sum / (story.article_count - 1)
+    return max(config.threshold, config.cohesion * mean)
+
+
+def is_active(story: Story, when: datetime, config: StoryConfig = DEFAULT_CONFIG) -> bool:
+    """The story's span, widened by the window, contains ``when``."""
+    return days_apart(when, story) <= config.window_days

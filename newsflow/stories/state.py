@@ -1,0 +1,102 @@
+"""A story's state as members join, and its conversion to and from the warehouse's records."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+
+from newsflow.records import StoredStory, StoryRow
+from newsflow.stories.model import DEFAULT_CONFIG, ArticleVectors, Story, StoryArticle, StoryConfig, Vector
+from newsflow.stories.scoring import norm
+
+
+def story_id_for(article_id: str) -> str:
+    """Stable id of the story an article founds (re-running a range gives the same ids)."""
+    return "s_" + hashlib.sha256(article_id.encode()).hexdigest()[:16]
+
+
+def _prune(vector: Vector, keep: int) -> Vector:
+    return dict(sorted(vector.items(), key=lambda kv: (-kv[1], kv[0]))[:keep])
+
+
+def _add(total: Vector, unit: Vector, keep: int) -> Vector:
+    out = dict(total)
+    for term, weight in unit.items():
+        out[term] = out.get(term, 0.0) + weight
+    return _prune(out, keep)
+
+
+def new_story(article: StoryArticle, vectors: ArticleVectors) -> Story:
+    """A story of one article."""
+    return Story(
+        story_id=story_id_for(article.article_id),
+        headline=article.title,
+        headline_article_id=article.article_id if article.title else None,
+        first_at=article.published_at,
+        last_at=article.published_at,
+        article_count=1,
+        sites=(article.site,) if article.site else (),
+        join_score_sum=0.0,
+        terms=dict(vectors.terms),
+        entities=dict(vectors.entities),
+    )
+
+
+def add_to_story(
+    story: Story,
+    article: StoryArticle,
+    vectors: ArticleVectors,
+    join_score: float,
+    config: StoryConfig = DEFAULT_CONFIG,
+) -> Story:
+    """The story with one more member; the headline is the first member's title that exists."""
+    sites = story.sites
+    if article.site and article.site not in sites:
+        sites = (*sites, article.site)
+    headline_missing = story.headline is None and article.title
+    return replace(
+        story,
+        headline=article.title if headline_missing else story.headline,
+        headline_article_id=article.article_id if headline_missing else story.headline_article_id,
+        first_at=min(story.first_at, article.published_at),
+        last_at=max(story.last_at, article.published_at),
+        article_count=story.article_count + 1,
+        sites=sites,
+        join_score_sum=story.join_score_sum + join_score,
+        terms=_add(story.terms, vectors.terms, config.max_story_terms),
+        entities=_add(story.entities, vectors.entities, config.max_story_entities),
+    )
+
+
+def story_rows(story: Story) -> StoredStory:
+    """A story as the warehouse stores it."""
+    row = StoryRow(
+        story_id=story.story_id,
+        headline=story.headline,
+        headline_article_id=story.headline_article_id,
+        first_at=story.first_at,
+        last_at=story.last_at,
+        article_count=story.article_count,
+        sites=story.sites,
+        join_score_sum=story.join_score_sum,
+        term_norm=norm(story.terms),
+        entity_norm=norm(story.entities),
+    )
+    return StoredStory(row, dict(story.terms), dict(story.entities))
+
+
+def story_from_stored(stored: StoredStory) -> Story:
+    """A story back from what the warehouse holds."""
+    row = stored.row
+    return Story(
+        story_id=row.story_id,
+        headline=row.headline,
+        headline_article_id=row.headline_article_id,
+        first_at=row.first_at,
+        last_at=row.last_at,
+        article_count=row.article_count,
+        sites=tuple(row.sites),
+        join_score_sum=row.join_score_sum,
+        terms=stored.terms,
+        entities=stored.entities,
+    )
