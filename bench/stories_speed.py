@@ -164,7 +164,7 @@ def _insert_stories(
                 "article_count": 2, "sites": ["site1.example", "site2.example"], "join_score_sum": 0.5,
                 "term_norm": float(np.linalg.norm(weights[is_term])),
                 "entity_norm": float(np.linalg.norm(weights[~is_term])),
-                "updated_at": NOW,
+                "updated_at": NOW, "undated": False,
             }
         )  # fmt: skip
         term_tables.append(

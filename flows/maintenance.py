@@ -28,11 +28,15 @@ def prune_raw_pages(settings: Settings, keep_days: int) -> int:
 def compact(settings: Settings) -> dict[str, Any]:
     """Prefect task: DuckLake upkeep under the write lock; snapshots older than the retention expire."""
     warehouse = Warehouse.open(settings)
-    with warehouse.write():  # applies pending migrations, so a fresh lake can be compacted too
-        pass
+    with warehouse.write() as con:  # applies pending migrations, so a fresh lake can be compacted too
+        forgotten = maintenance_sql.prune_site_lines(con, utcnow())
     with warehouse.maintenance() as con:
         report = maintenance_sql.compact(con, utcnow() - timedelta(days=settings.snapshot_retention_days))
-        return {**asdict(report), "rows": maintenance_sql.table_counts(con)}
+        return {
+            **asdict(report),
+            "site_lines_forgotten": forgotten,
+            "rows": maintenance_sql.table_counts(con),
+        }
 
 
 @flow(name="maintenance", validate_parameters=True)

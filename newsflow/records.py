@@ -266,6 +266,8 @@ class StoryRow:
     join_score_sum: float
     term_norm: float
     entity_norm: float
+    #: No member has a publication date: ``first_at``/``last_at`` are when newsflow first saw them.
+    undated: bool = False
 
 
 @dataclass(frozen=True)

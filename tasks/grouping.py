@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import duckdb
 
 from newsflow import stories
 from newsflow.records import DocFreqRow, DuplicateMark, StoryAssignment
-from newsflow.stories import DEFAULT_CONFIG, StoryArticle, StoryConfig, neardup
+from newsflow.stories import DEFAULT_CONFIG, StoryArticle, StoryConfig, boilerplate, neardup
 from newsflow.warehouse import stories as stories_table
 
 #: Stored stories loaded per article: the best few by weighted cosine within the time window.
@@ -62,7 +62,10 @@ def group_batch(
     times = {a.article_id: a.published_at for a in unmarked}
     candidates = stories_table.candidate_signatures(con, keys, *_near_dup_window(unmarked))
     found = neardup.find_near_duplicates(
-        [(a.article_id, a.text) for a in unmarked], candidates, signatures=signatures
+        [(a.article_id, a.text) for a in unmarked],
+        candidates,
+        signatures=signatures,
+        text_of=lambda article_id: stories_table.article_texts(con, [article_id]).get(article_id),
     )
     stories_table.insert_signatures(
         con, found.signatures, found.bands, times=times, roots={a: m.of for a, m in found.marks.items()}
@@ -105,7 +108,9 @@ def _group_with_copies(
         if a.article_id in marks
         and (marks[a.article_id].of in in_batch or marks[a.article_id].of in root_story)
     }
-    originals = [a for a in articles if a.article_id not in copies]
+    originals = without_site_lines(
+        con, [a for a in articles if a.article_id not in copies], marks, now, learn=not counted
+    )
     story_ids, decisions = assign_stories(con, originals, counted, now, config)
     root_story.update(story_ids)
     copy_decisions = []
@@ -122,6 +127,43 @@ def _group_with_copies(
         )  # fmt: skip
     stories_table.save_decisions(con, decisions + copy_decisions, now)
     return story_ids, decisions + copy_decisions
+
+
+def without_site_lines(
+    con: duckdb.DuckDBPyConnection,
+    articles: Sequence[StoryArticle],
+    marks: Mapping[str, DuplicateMark],
+    now: datetime,
+    *,
+    learn: bool,
+) -> list[StoryArticle]:
+    """``articles`` (in order) with the lines their site printed in another original article left out of
+    the text their story vectors are counted from; an article that is mostly such lines stays whole.
+
+    With ``learn`` (the store step) the articles' lines are counted afterwards, originals only (a copy
+    repeats its original's lines by nature); without it (a regroup) the articles' own lines are already
+    counted, so a line must have been printed twice."""
+    sited = [(a, boilerplate.lines(a.text)) for a in articles]
+    keys = {(a.site, h) for a, lines in sited if a.site for h in lines}
+    known: Counter[tuple[str, int]] = Counter(stories_table.site_line_counts(con, keys))
+    seen_before = 1 if learn else 2
+    out, learned = [], []
+    for article, lines in sited:
+        site = article.site
+        if not site:
+            out.append(article)
+            continue
+        repeated = {h for h in lines if known[(site, h)] >= seen_before}
+        words = len(article.text.split()) or 1
+        if repeated and sum(lines[h] for h in repeated) < boilerplate.COPY_COVERAGE * words:
+            article = replace(article, text=boilerplate.without_lines(article.text, repeated), features=None)
+        out.append(article)
+        if learn and article.article_id not in marks:
+            for h in lines:
+                known[(site, h)] += 1
+                learned.append((site, h))
+    stories_table.add_site_lines(con, learned, now)
+    return out
 
 
 def assign_stories(
@@ -158,7 +200,7 @@ def assign_stories(
     probes = [
         stories_table.ArticleProbe(
             a.article_id,
-            a.published_at,
+            a.when,
             _heaviest(v.terms, PROBE_TERMS),
             _heaviest(v.entities, PROBE_ENTITIES),
         )
@@ -174,7 +216,8 @@ def assign_stories(
         min_score=config.threshold,
     )
     wanted = {story_id for ids in candidates.values() for story_id in ids}
-    active_since = min(a.published_at for a in articles) - timedelta(days=config.window_days)
+    dated = [a.published_at for a in articles if a.dated]
+    active_since = min(dated) - timedelta(days=config.window_days) if dated else None
     loaded = [
         stories.story_from_stored(s)
         for s in stories_table.load_stories(con, wanted, active_since=active_since)
@@ -218,7 +261,7 @@ def regroup_range(
     joined = 0
     for offset in range(0, len(rows), batch_size):
         chunk = rows[offset : offset + batch_size]
-        articles = [StoryArticle(r.article_id, r.text, r.title, r.at, r.site) for r in chunk]
+        articles = [StoryArticle(r.article_id, r.text, r.title, r.at, r.site, dated=r.dated) for r in chunk]
         marks = {
             r.article_id: DuplicateMark(r.duplicate_of, r.dup_reason or "", r.dup_score or 1.0)
             for r in chunk

@@ -19,7 +19,6 @@ from newsflow.clock import utcnow
 from newsflow.net.urls import canonical_url
 from newsflow.records import (
     Article,
-    ContentSource,
     FeedEntry,
     FeedState,
     FetchedPage,
@@ -105,9 +104,9 @@ def store(articles: list[Article], settings: Settings, run_id: str | None) -> St
 
 
 def _new_for_grouping(articles: list[Article], stored_ids: set[str], now: datetime) -> list[StoryArticle]:
-    """The batch's articles that will be inserted, once each, timed by publication (else now). Only a
-    loaded record without a date counts as undated: for feed entries the time first seen is a fair proxy,
-    for a loaded archive the load time says nothing."""
+    """The batch's articles that will be inserted, once each, timed by publication. An article without a
+    date (a loaded record, or a page and entry without one) is undated: its time is unknown to grouping,
+    and ``now`` only stands in for it (when it was first seen)."""
     seen = set(stored_ids)
     out = []
     for a in articles:
@@ -116,7 +115,7 @@ def _new_for_grouping(articles: list[Article], stored_ids: set[str], now: dateti
             out.append(
                 StoryArticle(
                     a.article_id, a.text, a.title, a.published_at or now, a.site, a.features,
-                    dated=a.published_at is not None or a.content_source is not ContentSource.LOADED,
+                    dated=a.published_at is not None,
                 )
             )  # fmt: skip
     return out

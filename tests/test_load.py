@@ -20,20 +20,20 @@ def _write(path: Path, lines: list[str]) -> Path:
     return path
 
 
-def _amazon_jsonl(path: Path) -> Path:
+def _amazon_jsonl(path: Path, dates: str = "all") -> Path:
+    """The Amazon-Anthropic set in publication order, with ``dates``: all, every other one (``half``), or
+    none (then undated records, as an archive without dates would give them)."""
     records = []
-    for article, _ in _amazon():
-        records.append(
-            json.dumps(
-                {
-                    "id": article.article_id,
-                    "text": article.text,
-                    "title": article.title,
-                    "site": article.site,
-                    "published_at": article.published_at.isoformat(),
-                }
-            )
-        )
+    for n, (article, _) in enumerate(_amazon()):
+        record = {
+            "id": article.article_id,
+            "text": article.text,
+            "title": article.title,
+            "site": article.site,
+        }
+        if dates == "all" or (dates == "half" and n % 2 == 0):
+            record["published_at"] = article.published_at.isoformat()
+        records.append(json.dumps(record))
     return _write(path, records)
 
 
@@ -139,6 +139,39 @@ def test_amazon_anthropic_loads_as_one_story_of_five_and_distractors_alone(amazo
     ) == [(5, 5)]
     reasons = Counter(r for (r,) in _rows(amazon_db, "SELECT reason FROM story_decisions"))
     assert reasons["joined"] == 4 and sum(reasons.values()) == 12
+
+
+@pytest.mark.parametrize("dates", ["half", "none"])
+def test_undated_coverage_joins_its_story_and_never_stretches_it(
+    tmp_path: Path, db: Path, dates: str
+) -> None:
+    """Records without a date have an unknown time: the flagship story stays one story of five, every
+    distractor alone, and the story's span is its dated members' (or first-seen times when none is dated)."""
+    loaded = CliRunner().invoke(
+        main, ["load", str(_amazon_jsonl(tmp_path / "a.jsonl", dates)), "--db", str(db)]
+    )
+    assert loaded.exit_code == 0, loaded.output
+    gold = {a.article_id: g for a, g in _amazon()}
+    rows = _rows(db, "SELECT external_id, story_id, published_at FROM articles")
+    sizes = Counter(story for _, story, _ in rows)
+    assert sorted(sizes.values()) == [1] * 7 + [5]
+    [big] = [s for s, n in sizes.items() if n == 5]
+    members = [(ext, at) for ext, story, at in rows if story == big]
+    assert {gold[ext] for ext, _ in members} == {STORY}
+    [(first, last, undated, stored_undated)] = _rows(
+        db,
+        "SELECT o.first_at, o.last_at, o.undated, s.undated FROM story_overview o"
+        f" JOIN stories s USING (story_id) WHERE story_id = '{big}'",
+    )
+    dated = [at for _, at in members if at is not None]
+    assert undated == 5 - len(dated)
+    if dated:
+        assert (first, last, stored_undated) == (min(dated), max(dated), False)
+    else:
+        assert stored_undated is True
+    shown = CliRunner().invoke(main, ["story", big, "--db", str(db)])
+    assert shown.exit_code == 0, shown.output
+    assert f"{undated} undated" in shown.stdout and shown.stdout.count(" seen 20") == undated
 
 
 def test_stories_and_story_commands_show_the_story(amazon_db: Path) -> None:

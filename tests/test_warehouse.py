@@ -183,7 +183,7 @@ def test_run_stories_are_the_biggest_a_run_touched_with_its_links_first(db: Path
     with writer(db) as con:
         for story_id in ("big", "small", "untouched"):
             con.execute(
-                "INSERT INTO stories VALUES (?, ?, NULL, ?, ?, 1, [], 0, 0, 0, ?)",
+                "INSERT INTO stories VALUES (?, ?, NULL, ?, ?, 1, [], 0, 0, 0, ?, NULL)",
                 [story_id, f"Headline {story_id}", NOW, NOW, NOW],
             )
         first = {**{a.article_id: "big" for a in old}, **{a.article_id: "untouched" for a in untouched}}

@@ -9,7 +9,7 @@ the retention, then deletes the files no remaining snapshot needs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 
@@ -34,6 +34,19 @@ class CompactionReport:
 def prune_raw_pages(con: duckdb.DuckDBPyConnection, fetched_before: datetime) -> int:
     """Delete raw pages fetched before ``fetched_before``; returns how many."""
     return affected(con, "DELETE FROM raw_pages WHERE fetched_at < ?", [fetched_before])
+
+
+#: Lines printed by one article only and not seen again for this many days are forgotten (site_lines).
+SITE_LINE_DAYS = 90
+
+
+def prune_site_lines(con: duckdb.DuckDBPyConnection, now: datetime) -> int:
+    """Forget site lines seen in one article only, last more than ``SITE_LINE_DAYS`` ago; returns how many."""
+    return affected(
+        con,
+        "DELETE FROM site_lines WHERE articles < 2 AND last_seen < ?",
+        [now - timedelta(days=SITE_LINE_DAYS)],
+    )
 
 
 def data_files(con: duckdb.DuckDBPyConnection) -> int:

@@ -7,6 +7,7 @@ table), never a query per article and never a full read into Python.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,7 @@ _STORY_SCHEMA = pa.schema(
         ("join_score_sum", pa.float64()),
         ("term_norm", pa.float64()),
         ("entity_norm", pa.float64()),
+        ("undated", pa.bool_()),
         ("updated_at", _TS),
     ]
 )
@@ -69,7 +71,8 @@ _DECISION_SCHEMA = pa.schema(
 _VECTOR_SCHEMA = pa.schema(
     [
         ("article_id", pa.string()),
-        ("at", _TS),
+        ("lo", _TS),
+        ("hi", _TS),
         ("kind", pa.string()),
         ("term", pa.string()),
         ("weight", pa.float64()),
@@ -79,10 +82,11 @@ _VECTOR_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class ArticleProbe:
-    """An article's heaviest terms and entities with its time: the input of the candidate query."""
+    """An article's heaviest terms and entities with its time (None: undated): the input of the candidate
+    query."""
 
     article_id: str
-    at: datetime
+    at: datetime | None
     terms: Mapping[str, float]
     entities: Mapping[str, float]
 
@@ -95,6 +99,7 @@ class GroupingRow:
     text: str
     title: str | None
     at: datetime
+    dated: bool  # ``at`` is the publication time (else the time first seen)
     site: str | None
     duplicate_of: str | None
     dup_reason: str | None
@@ -241,6 +246,62 @@ def add_doc_freqs(con: duckdb.DuckDBPyConnection, increments: Sequence[DocFreqRo
         )
 
 
+# ---- site lines (boilerplate) ---------------------------------------------------------------------------
+
+_SITE_LINE_SCHEMA = pa.schema([("site", pa.string()), ("line_hash", pa.int64())])
+
+
+def site_line_counts(
+    con: duckdb.DuckDBPyConnection, keys: Collection[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
+    """How many original articles of each (site, line hash) printed that line (absent: none)."""
+    if not keys:
+        return {}
+    wanted = pa.table(
+        {"site": [k[0] for k in keys], "line_hash": [k[1] for k in keys]}, schema=_SITE_LINE_SCHEMA
+    )
+    with _registered(con, "wanted_lines", wanted):
+        rows = con.execute(
+            "SELECT site, line_hash, articles FROM site_lines SEMI JOIN wanted_lines USING (site, line_hash)"
+        ).fetchall()
+    return {(site, line): int(n) for site, line, n in rows}
+
+
+def add_site_lines(con: duckdb.DuckDBPyConnection, keys: Sequence[tuple[str, int]], now: datetime) -> None:
+    """Count one more article for each (site, line hash) of ``keys`` (a key per article and line)."""
+    if not keys:
+        return
+    increments = Counter(keys)
+    table = pa.table(
+        {
+            "site": [k[0] for k in increments],
+            "line_hash": [k[1] for k in increments],
+            "n": list(increments.values()),
+        },
+        schema=_SITE_LINE_SCHEMA.append(pa.field("n", pa.int32())),
+    )
+    with _registered(con, "line_increments", table):
+        con.execute(
+            "MERGE INTO site_lines USING line_increments AS i"
+            " ON site_lines.site = i.site AND site_lines.line_hash = i.line_hash"
+            " WHEN MATCHED THEN UPDATE SET articles = site_lines.articles + i.n, last_seen = $now"
+            " WHEN NOT MATCHED THEN INSERT (site, line_hash, articles, last_seen)"
+            " VALUES (i.site, i.line_hash, i.n, $now)",
+            {"now": now},
+        )
+
+
+def article_texts(con: duckdb.DuckDBPyConnection, article_ids: Collection[str]) -> dict[str, str]:
+    """Stored articles' texts, by id."""
+    if not article_ids:
+        return {}
+    rows = con.execute(
+        "SELECT article_id, text FROM articles WHERE article_id IN (SELECT unnest($ids::VARCHAR[]))",
+        {"ids": list(article_ids)},
+    ).fetchall()
+    return {article_id: text for article_id, text in rows}
+
+
 # ---- stories --------------------------------------------------------------------------------------------
 
 
@@ -257,26 +318,35 @@ def candidate_story_ids(
     """Stories that may take the articles: for each article, among stories whose span widened by
     ``window_days`` contains its time, the ``top`` best by weighted cosine over the probe's terms (the best
     one whatever its score, the others only from ``min_score``). Returns article id -> story ids, best
-    first."""
+    first.
+
+    An undated probe looks around the batch's dated probes (from the first one's window to the last one's),
+    or at every story when none is dated. A story of undated articles is offered to articles published up
+    to the window after its stand-in time."""
     if not probes:
         return {}
-    columns = _long_vectors([(p.article_id, p.terms, p.entities) for p in probes])
-    times = {p.article_id: p.at for p in probes}
-    columns["article_id"] = columns.pop("key")
-    columns["at"] = [times[article_id] for article_id in columns["article_id"]]
-    table = pa.table(columns, schema=_VECTOR_SCHEMA)
     window = timedelta(days=window_days)
-    low = min(p.at for p in probes) - window
-    high = max(p.at for p in probes) + window
+    dated = [p.at for p in probes if p.at is not None]
+    neighbours = (min(dated) - window, max(dated) + window) if dated else (_EARLIEST, _LATEST)
+    bounds = {p.article_id: (p.at - window, p.at + window) if p.at else neighbours for p in probes}
+    columns = _long_vectors([(p.article_id, p.terms, p.entities) for p in probes])
+    columns["article_id"] = columns.pop("key")
+    columns["lo"] = [bounds[article_id][0] for article_id in columns["article_id"]]
+    columns["hi"] = [bounds[article_id][1] for article_id in columns["article_id"]]
+    table = pa.table(columns, schema=_VECTOR_SCHEMA)
+    low = min(lo for lo, _ in bounds.values())
+    high = max(hi for _, hi in bounds.values())
     with _registered(con, "batch_vectors", table):
         rows = con.execute(
             """
             WITH active AS (
-                SELECT story_id, first_at, last_at, term_norm, entity_norm FROM stories
-                WHERE last_at >= $low AND first_at <= $high
+                SELECT story_id, first_at, last_at, term_norm, entity_norm,
+                       coalesce(undated, false) AS undated
+                FROM stories
+                WHERE last_at >= $low AND (first_at <= $high OR undated)
             ),
             hits AS (
-                SELECT v.article_id, any_value(v.at) AS at, t.story_id,
+                SELECT v.article_id, any_value(v.lo) AS lo, any_value(v.hi) AS hi, t.story_id,
                        coalesce(sum(v.weight * t.weight) FILTER (WHERE v.kind = 't'), 0) AS term_dot,
                        coalesce(sum(v.weight * t.weight) FILTER (WHERE v.kind = 'e'), 0) AS entity_dot
                 FROM batch_vectors v
@@ -289,7 +359,7 @@ def candidate_story_ids(
                        $tw * CASE WHEN a.term_norm > 0 THEN h.term_dot / a.term_norm ELSE 0 END
                      + $ew * CASE WHEN a.entity_norm > 0 THEN h.entity_dot / a.entity_norm ELSE 0 END AS score
                 FROM hits h JOIN active a USING (story_id)
-                WHERE a.last_at >= h.at - $window AND a.first_at <= h.at + $window
+                WHERE a.last_at >= h.lo AND (a.first_at <= h.hi OR a.undated)
             )
             SELECT article_id, story_id FROM scored
             QUALIFY row_number() OVER (PARTITION BY article_id ORDER BY score DESC, story_id) <= $top
@@ -300,7 +370,6 @@ def candidate_story_ids(
             {
                 "low": low,
                 "high": high,
-                "window": window,
                 "tw": term_weight,
                 "ew": entity_weight,
                 "top": top,
@@ -351,7 +420,7 @@ def load_stories(
     }
     return [
         StoredStory(
-            StoryRow(h[0], h[1], h[2], h[3], h[4], h[5], tuple(h[6]), h[7], h[8], h[9]),
+            StoryRow(h[0], h[1], h[2], h[3], h[4], h[5], tuple(h[6]), h[7], h[8], h[9], bool(h[10])),
             by_story.get((h[0], "t"), {}),
             by_story.get((h[0], "e"), {}),
         )
@@ -454,7 +523,8 @@ def release_range(
     )
     rows = con.execute(
         """
-        SELECT a.article_id, a.text, a.title, coalesce(a.published_at, a.first_seen_at), a.site,
+        SELECT a.article_id, a.text, a.title, coalesce(a.published_at, a.first_seen_at),
+               a.published_at IS NOT NULL, a.site,
                a.duplicate_of, a.dup_reason, a.dup_score, d.article_id IS NOT NULL, s.article_id IS NOT NULL
         FROM articles a
         SEMI JOIN regroup_articles USING (article_id)
@@ -524,7 +594,8 @@ def members_of(con: duckdb.DuckDBPyConnection, story_ids: Collection[str]) -> di
     cursor = con.execute(
         """
         SELECT a.story_id, a.article_id, a.site, coalesce(a.published_at, a.first_seen_at) AS published,
-               a.title, a.url, a.duplicate_of, a.dup_reason, a.dup_score, d.reason, d.score, d.best_other
+               a.published_at IS NOT NULL AS dated, a.title, a.url, a.duplicate_of, a.dup_reason, a.dup_score,
+               d.reason, d.score, d.best_other
         FROM articles a LEFT JOIN story_decisions d USING (article_id)
         WHERE a.story_id IN (SELECT unnest($ids::VARCHAR[]))
         ORDER BY a.story_id, published, a.first_seen_at, a.article_id

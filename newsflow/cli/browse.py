@@ -82,17 +82,32 @@ def story(story_id: str, db: Path | None, fmt: str) -> None:
         return
     columns = ["article_id", "site", "published", "title", "copy_of", "copy", "decision", "url"]
     rows = [
-        (m["article_id"], m["site"], m["published"], m["title"], m["duplicate_of"], _copy_mark(m),
+        (m["article_id"], m["site"], _published(m, fmt), m["title"], m["duplicate_of"], _copy_mark(m),
          _decision(m), m["url"])
         for m in members
     ]  # fmt: skip
     if fmt == "table":
+        undated = overview["undated"]
+        span = "first seen, no member is dated" if undated == overview["articles"] else "published"
         click.echo(
             f"{overview['headline'] or '(no headline)'}\n{story_id}: {overview['articles']} articles "
-            f"({overview['originals']} originals) from {overview['outlets']} outlets\n"
-            f"{overview['first_at']:%Y-%m-%d %H:%M:%S} .. {overview['last_at']:%Y-%m-%d %H:%M:%S} UTC\n"
+            f"({overview['originals']} originals) from {overview['outlets']} outlets"
+            + (
+                f", {undated} undated (shown as 'seen' times; they do not stretch the span)"
+                if undated
+                else ""
+            )
+            + f"\n{overview['first_at']:%Y-%m-%d %H:%M:%S} .. {overview['last_at']:%Y-%m-%d %H:%M:%S} UTC"
+            f" ({span})\n"
         )
     click.echo(render_rows(columns, rows, fmt))
+
+
+def _published(member: dict[str, Any], fmt: str) -> Any:
+    """A member's time: its publication time, or for an undated one (in a table) when it was first seen."""
+    if member["dated"] or fmt != "table":
+        return member["published"]
+    return f"seen {member['published']:%Y-%m-%d %H:%M:%S}"
 
 
 def _copy_mark(member: dict[str, Any]) -> str | None:

@@ -31,7 +31,15 @@ from newsflow.stories.model import (
     StoryArticle,
     StoryConfig,
 )
-from newsflow.stories.scoring import cosine, days_apart, is_active, required_score, score, time_factor
+from newsflow.stories.scoring import (
+    cosine,
+    days_apart,
+    is_active,
+    required_score,
+    score,
+    time_factor,
+    time_weight,
+)
 from newsflow.stories.state import add_to_story, new_story, story_from_stored, story_id_for, story_rows
 from newsflow.stories.tokens import article_counts, tokens, weigh
 
@@ -64,6 +72,7 @@ __all__ = [
     "story_id_for",
     "story_rows",
     "time_factor",
+    "time_weight",
     "tokens",
     "weigh",
 ]

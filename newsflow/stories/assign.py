@@ -35,7 +35,7 @@ from newsflow.stories.model import (
     StoryArticle,
     StoryConfig,
 )
-from newsflow.stories.scoring import days_apart, is_active, norm, required_score, score, time_factor
+from newsflow.stories.scoring import days_apart, is_active, norm, required_score, score, time_weight
 from newsflow.stories.state import add_to_story, new_story
 from newsflow.stories.tokens import article_counts, weigh
 
@@ -188,13 +188,13 @@ class _Pool:
 def _decide(
     article: StoryArticle, vectors: ArticleVectors, pool: _Pool, config: StoryConfig
 ) -> tuple[StoryAssignment, Story]:
-    when = article.published_at
+    when = article.when
     totals: list[tuple[float, str]] = []
     for story_id, (term_sim, entity_sim) in pool.similarities(article.article_id, vectors).items():
         story = pool.stories[story_id]
         if is_active(story, when, config):
             raw = config.term_weight * term_sim + config.entity_weight * entity_sim
-            totals.append((raw * time_factor(days_apart(when, story), config), story_id))
+            totals.append((raw * time_weight(when, story, config), story_id))
     totals.sort(key=lambda pair: (-pair[0], pair[1]))
     eligible = [sid for total, sid in totals if total >= required_score(pool.stories[sid], config)]
     if eligible:
@@ -220,15 +220,21 @@ class StoryGrouper:
         """Group one batch against the stories active around its dates."""
         if not articles:
             return []
-        low = min(a.published_at for a in articles)
-        high = max(a.published_at for a in articles)
-        active = [
-            s
-            for s in self.stories.values()
-            if days_apart(low, s) <= self.config.window_days
-            or days_apart(high, s) <= self.config.window_days
-            or low <= s.first_at <= high
-        ]
+        # As the warehouse does: stories around the batch's dated articles (undated ones are offered those
+        # too), plus stories of undated articles; every story when nothing in the batch is dated.
+        dated = [a.published_at for a in articles if a.dated]
+        if not dated:
+            active = list(self.stories.values())
+        else:
+            low, high = min(dated), max(dated)
+            active = [
+                s
+                for s in self.stories.values()
+                if s.undated
+                or days_apart(low, s) <= self.config.window_days
+                or days_apart(high, s) <= self.config.window_days
+                or low <= s.first_at <= high
+            ]
         result = assign_batch(articles, active, self.df, self.config)
         for story in result.stories:
             self.stories[story.story_id] = story

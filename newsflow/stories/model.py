@@ -31,6 +31,8 @@ class StoryConfig:
     #: Days within which time does not lower the score; beyond, it falls linearly to ``min_time_factor``.
     same_time_days: float = 1.5
     min_time_factor: float = 0.5
+    #: The time factor when the article's or the story's time is unknown (undated articles).
+    undated_time_factor: float = 1.0
     #: A story whose members matched it closely asks as much of newcomers: the score must also reach
     #: ``cohesion`` times the mean score its members joined with (keeps a tight event from absorbing a
     #: similar one with other actors).
@@ -51,7 +53,7 @@ DEFAULT_CONFIG = StoryConfig()
 @dataclass(frozen=True)
 class StoryArticle:
     """What grouping needs of an article. ``published_at`` should fall back to first-seen time, with
-    ``dated`` False to say so."""
+    ``dated`` False to say so: an undated article's time is unknown to grouping (see :attr:`when`)."""
 
     article_id: str
     text: str
@@ -61,6 +63,12 @@ class StoryArticle:
     #: Counts computed earlier (:func:`newsflow.stories.features.text_features`); None: tokenise here.
     features: TextFeatures | None = field(default=None, repr=False, compare=False)
     dated: bool = True
+
+    @property
+    def when(self) -> datetime | None:
+        """The publication time, or None when unknown (time neither helps nor hurts its score, and it does
+        not move a story's span)."""
+        return self.published_at if self.dated else None
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,8 @@ class Story:
     join_score_sum: float
     terms: Vector = field(repr=False)
     entities: Vector = field(repr=False)
+    #: No member has a date: the span is the first member's stand-in time (when newsflow first saw it).
+    undated: bool = False
 
 
 @dataclass

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from newsflow.records import BandRow, DuplicateMark, SignatureRow, StoredSignature
+from newsflow.stories import boilerplate
 from newsflow.text import fold
 
 #: Words per shingle. Three keeps unrelated texts near Jaccard 0 while a 10 % edit keeps ~0.55.
@@ -141,12 +142,26 @@ class NearDupOutcome:
     bands: list[BandRow]
 
 
+def same_content(text: str, other: str, threshold: float = THRESHOLD) -> bool:
+    """A candidate pair, checked on its texts: lines both print verbatim are set aside (a promotion or
+    footer of their site) unless they cover most of the shorter text (a copy, or an update that added a
+    line); the rest must still reach ``threshold`` in exact shingle Jaccard."""
+    shared, coverage = boilerplate.shared_lines(text, other)
+    if not shared or coverage >= boilerplate.COPY_COVERAGE:
+        return True
+    mine = set(shingle_hashes(boilerplate.without_lines(text, shared)).tolist())
+    theirs = set(shingle_hashes(boilerplate.without_lines(other, shared)).tolist())
+    union = len(mine | theirs)
+    return union > 0 and len(mine & theirs) / union >= threshold
+
+
 def find_near_duplicates(
     batch: Sequence[tuple[str, str]],
     candidates: Iterable[StoredSignature],
     *,
     threshold: float = THRESHOLD,
     signatures: Mapping[str, Signature | None] | None = None,
+    text_of: Callable[[str], str | None] | None = None,
 ) -> NearDupOutcome:
     """Mark the articles of ``batch`` ((article_id, text) in arrival order) that nearly repeat a stored
     candidate or an earlier article of the batch.
@@ -155,7 +170,9 @@ def find_near_duplicates(
     passing more is harmless, only slower. ``signatures`` are the batch's, if already computed (for the
     band keys of the candidate query). Each copy points at the root (first copy) of its best match,
     with the estimated Jaccard as score. Articles too short for a signature are never marked.
+    ``text_of`` gives a stored candidate's text: a match is then confirmed by :func:`same_content`.
     """
+    texts = dict(batch)
     index = _BandIndex()
     roots: dict[str, str] = {}
     for cand in candidates:
@@ -170,7 +187,7 @@ def find_near_duplicates(
             continue
         keys = band_keys(sig)
         best = index.best_match(sig, keys, exclude=article_id)
-        if best is not None and best[1] >= threshold:
+        if best is not None and best[1] >= threshold and _confirmed(text, best[0], texts, text_of, threshold):
             root = roots[best[0]]
             marks[article_id] = DuplicateMark(of=root, reason=DUP_REASON, score=round(best[1], 4))
             roots[article_id] = root
@@ -180,6 +197,17 @@ def find_near_duplicates(
         sig_rows.append(SignatureRow(article_id, to_bytes(sig)))
         rows.extend(band_rows(article_id, sig, keys))
     return NearDupOutcome(marks, sig_rows, rows)
+
+
+def _confirmed(
+    text: str,
+    match: str,
+    texts: Mapping[str, str],
+    text_of: Callable[[str], str | None] | None,
+    threshold: float,
+) -> bool:
+    other = texts.get(match) if match in texts else (text_of(match) if text_of is not None else None)
+    return other is None or same_content(text, other, threshold)
 
 
 class _BandIndex:

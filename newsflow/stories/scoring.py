@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from newsflow.records import StoryAssignment
 from newsflow.stories.model import DEFAULT_CONFIG, REASON_JOINED, ArticleVectors, Story, StoryConfig
@@ -24,9 +24,10 @@ def cosine(unit: Mapping[str, float], other: Mapping[str, float]) -> float:
     return sum(w * big.get(t, 0.0) for t, w in small.items()) / length
 
 
-def days_apart(when: datetime, story: Story) -> float:
-    """Days from ``when`` to the story's time span (0 inside it)."""
-    if story.first_at <= when <= story.last_at:
+def days_apart(when: datetime | None, story: Story) -> float:
+    """Days from ``when`` to the story's time span (0 inside it, and 0 when either time is unknown: an
+    undated article, or a story of undated articles only)."""
+    if when is None or story.undated or story.first_at <= when <= story.last_at:
         return 0.0
     edge = story.first_at if when < story.first_at else story.last_at
     return abs((when - edge).total_seconds()) / 86400.0
@@ -40,14 +41,23 @@ def time_factor(days: float, config: StoryConfig = DEFAULT_CONFIG) -> float:
     return 1.0 - (1.0 - config.min_time_factor) * min(1.0, (days - config.same_time_days) / span)
 
 
+def time_weight(when: datetime | None, story: Story, config: StoryConfig = DEFAULT_CONFIG) -> float:
+    """The time factor of an article and a story; ``undated_time_factor`` when either time is unknown."""
+    if when is None or story.undated:
+        return config.undated_time_factor
+    return time_factor(days_apart(when, story), config)
+
+
 def score(
-    vectors: ArticleVectors, when: datetime, story: Story, config: StoryConfig = DEFAULT_CONFIG
+    vectors: ArticleVectors, when: datetime | None, story: Story, config: StoryConfig = DEFAULT_CONFIG
 ) -> StoryAssignment:
     """How well an article fits a story (the assignment it would get if it joined)."""
     term_sim = cosine(vectors.terms, story.terms)
     entity_sim = cosine(vectors.entities, story.entities)
     days = days_apart(when, story)
-    total = (config.term_weight * term_sim + config.entity_weight * entity_sim) * time_factor(days, config)
+    total = (config.term_weight * term_sim + config.entity_weight * entity_sim) * time_weight(
+        when, story, config
+    )
     shared = sorted(
         (t for t in vectors.entities if t in story.entities),
         key=lambda t: -vectors.entities[t] * story.entities[t],
@@ -73,6 +83,11 @@ def required_score(story: Story, config: StoryConfig = DEFAULT_CONFIG) -> float:
     return max(config.threshold, config.cohesion * mean)
 
 
-def is_active(story: Story, when: datetime, config: StoryConfig = DEFAULT_CONFIG) -> bool:
-    """The story's span, widened by the window, contains ``when``."""
-    return days_apart(when, story) <= config.window_days
+def is_active(story: Story, when: datetime | None, config: StoryConfig = DEFAULT_CONFIG) -> bool:
+    """The story's span, widened by the window, contains ``when``. An undated article may join any story
+    it is offered (the warehouse offers those near its batch's dated articles). A story of undated articles
+    takes articles published up to the window after its first member was first seen (it was published
+    before that, at an unknown time)."""
+    if story.undated:
+        return when is None or when <= story.last_at + timedelta(days=config.window_days)
+    return when is None or days_apart(when, story) <= config.window_days

@@ -39,6 +39,7 @@ def new_story(article: StoryArticle, vectors: ArticleVectors) -> Story:
         join_score_sum=0.0,
         terms=dict(vectors.terms),
         entities=dict(vectors.entities),
+        undated=not article.dated,
     )
 
 
@@ -49,17 +50,26 @@ def add_to_story(
     join_score: float,
     config: StoryConfig = DEFAULT_CONFIG,
 ) -> Story:
-    """The story with one more member; the headline is the first member's title that exists."""
+    """The story with one more member; the headline is the first member's title that exists. An undated
+    member leaves the span as it is; the first dated member of an undated story gives it its span."""
     sites = story.sites
     if article.site and article.site not in sites:
         sites = (*sites, article.site)
     headline_missing = story.headline is None and article.title
+    first_at, last_at = story.first_at, story.last_at
+    if article.dated:
+        first_at, last_at = (
+            (article.published_at, article.published_at)
+            if story.undated
+            else (min(first_at, article.published_at), max(last_at, article.published_at))
+        )
     return replace(
         story,
         headline=article.title if headline_missing else story.headline,
         headline_article_id=article.article_id if headline_missing else story.headline_article_id,
-        first_at=min(story.first_at, article.published_at),
-        last_at=max(story.last_at, article.published_at),
+        first_at=first_at,
+        last_at=last_at,
+        undated=story.undated and not article.dated,
         article_count=story.article_count + 1,
         sites=sites,
         join_score_sum=story.join_score_sum + join_score,
@@ -81,6 +91,7 @@ def story_rows(story: Story) -> StoredStory:
         join_score_sum=story.join_score_sum,
         term_norm=norm(story.terms),
         entity_norm=norm(story.entities),
+        undated=story.undated,
     )
     return StoredStory(row, dict(story.terms), dict(story.entities))
 
@@ -99,4 +110,5 @@ def story_from_stored(stored: StoredStory) -> Story:
         join_score_sum=row.join_score_sum,
         terms=stored.terms,
         entities=stored.entities,
+        undated=row.undated,
     )
