@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import combinations, product
 from pathlib import Path
@@ -344,6 +344,7 @@ def neardup_rows(
     originals: list[StoryArticle], unrelated: list[StoryArticle]
 ) -> tuple[list[list[str]], list[str]]:
     stored = neardup.find_near_duplicates([(a.article_id, a.text) for a in originals], [])
+    text_of = {a.article_id: a.text for a in originals}.get  # matches are confirmed on content, as in use
     notes = [
         f"originals: {len(stored.signatures)} of {len(originals)} long enough for a signature "
         f"(>= {neardup.MIN_WORDS} words; shorter ones are left to the exact content hash); "
@@ -355,7 +356,7 @@ def neardup_rows(
     for kind, every in edited_copies(originals).items():
         copies = [(orig, text) for orig, text in every if orig in signed]
         batch = [(f"copy-{i}", text) for i, (_, text) in enumerate(copies)]
-        marks = neardup.find_near_duplicates(batch, candidates).marks
+        marks = neardup.find_near_duplicates(batch, candidates, text_of=text_of).marks
         hits = sum(
             1
             for i, (orig, _) in enumerate(copies)
@@ -368,13 +369,77 @@ def neardup_rows(
         low = f"{min(scores):.3f}" if scores else "-"
         rows.append([kind, str(len(copies)), f"{hits / len(copies):.3f}", str(wrong), low])
     unrelated_marks = neardup.find_near_duplicates(
-        [(a.article_id, a.text) for a in unrelated], candidates
+        [(a.article_id, a.text) for a in unrelated], candidates, text_of=text_of
     ).marks
     across = sum(1 for m in unrelated_marks.values() if not m.of.startswith("ecb-"))
     notes.append(
         f"unrelated articles (ECB+ docs, {len(unrelated)}) marked as copies of an original: {across}; "
         f"marked among themselves: {len(unrelated_marks) - across}"
     )
+    return rows, notes
+
+
+# ---- site boilerplate -----------------------------------------------------------------------------------
+
+#: Real boilerplate lines from the shared data: VentureBeat's event promotion (Amazon-Anthropic set) and
+#: 9to5Mac's affiliate footer (scrapinghub benchmark).
+PROMO = (
+    "VentureBeat presents: AI Unleashed - An exclusive executive event for enterprise data leaders. "
+    "Network and learn with industry peers.Learn More\n"
+    "FTC: We use income earning auto affiliate links. More."
+)
+OUTLET = "one-outlet.example"
+
+
+def boilerplate_rows(basil: list[Labelled]) -> tuple[list[list[str]], list[str]]:
+    """One outlet's items that all carry PROMO: feed-style teasers of unrelated events (the first 28 words,
+    then the promotion), and full articles with edited copies that carry it too."""
+    events: dict[str, Labelled] = {}
+    for x in basil:
+        events.setdefault(x.gold, x)
+    teasers = [
+        Labelled(
+            replace(x.article, text=" ".join(x.article.text.split()[:28]) + "\n" + PROMO, site=OUTLET), gold
+        )
+        for gold, x in events.items()
+    ]
+    texts = [(x.article.article_id, x.article.text) for x in teasers]
+    signed = [(i, sig) for i, t in texts if (sig := neardup.signature(t)) is not None]
+    minhash_pairs = sum(
+        neardup.jaccard_estimate(a, b) >= neardup.THRESHOLD for (_, a), (_, b) in combinations(signed, 2)
+    )
+    false_copies = len(neardup.find_near_duplicates(texts, []).marks)
+    scores, _, _, _ = run_stream(teasers, "all")
+    notes = [
+        f"{len(teasers)} teasers of unrelated events from one outlet, each ending with the same 2-line "
+        f"promotion: pairs over the MinHash threshold {minhash_pairs}, marked as copies {false_copies}; "
+        f"grouped through `newsflow load`: {scores.predicted} stories for {scores.gold} events, pair "
+        f"precision {scores.pair_p:.3f}"
+    ]
+    originals = [replace(x.article, text=PROMO + "\n" + x.article.text, site=OUTLET) for x in basil]
+    stored = neardup.find_near_duplicates([(a.article_id, a.text) for a in originals], [])
+    candidates = [neardup.StoredSignature(r.article_id, r.signature) for r in stored.signatures]
+    text_of = {a.article_id: a.text for a in originals}.get
+    rng = random.Random(11)
+    vocab = [w for a in originals for w in a.text.split()]
+    rows = []
+    for share in (0.02, 0.05, 0.10):
+        for kind in ("insert", "delete", "replace"):
+            copies = [
+                (
+                    x.article.article_id,
+                    PROMO + "\n" + " ".join(_edit(x.article.text.split(), kind, share, vocab, rng)),
+                )
+                for x in basil
+            ]
+            marks = neardup.find_near_duplicates(
+                [(f"copy-{i}", t) for i, (_, t) in enumerate(copies)], candidates, text_of=text_of
+            ).marks
+            hits = sum(
+                1 for i, (orig, _) in enumerate(copies) if (m := marks.get(f"copy-{i}")) and m.of == orig
+            )
+            rows.append([f"promo + {kind} {share:.0%}", str(len(copies)), f"{hits / len(copies):.3f}"])
+    notes.append(f"originals marked as copies of each other: {len(stored.marks)} of {len(originals)}")
     return rows, notes
 
 
@@ -463,6 +528,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(table(["edit", "copies", "recall", "wrong original", "lowest score"], nd_rows))
     for note in notes:
+        print(note)
+    bp_rows, bp_notes = boilerplate_rows(load_basil())
+    print(f"\nSite boilerplate: one outlet, a real 2-line promotion on every item ({OUTLET})\n")
+    print(table(["edited copies of the 210 BASIL articles", "copies", "recall"], bp_rows))
+    for note in bp_notes:
         print(note)
     return 0
 

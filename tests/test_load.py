@@ -295,3 +295,30 @@ def test_regroup_of_a_period_that_ends_before_it_starts_is_one_clean_error(amazo
     assert result.exit_code == 1
     assert result.stderr == "Error: the period ends (2023-09-01) before it starts (2023-10-01)\n"
     assert _rows(amazon_db, "SELECT count(*) FROM runs WHERE flow = 'regroup'") == [(0,)]
+
+
+def test_story_why_explains_each_decision_and_what_a_copy_shares(tmp_path: Path, db: Path) -> None:
+    promo = "Sign up for our newsletter to get the day's top stories in your inbox every morning."
+    edited = WIRE_TEXT.replace("Tuesday", "Wednesday").replace("eighteen", "nineteen")
+    records = [
+        {"id": "original", "text": promo + "\n" + WIRE_TEXT, "site": "news.example",
+         "published_at": "2023-03-01T09:00:00Z"},
+        {"id": "copy", "text": promo + "\n" + edited, "site": "news.example",
+         "published_at": "2023-03-01T11:00:00Z"},
+    ]  # fmt: skip
+    file = _write(tmp_path / "pair.jsonl", [json.dumps(r) for r in records])
+    assert CliRunner().invoke(main, ["load", str(file), "--db", str(db)]).exit_code == 0
+    [(story_id, original_id)] = _rows(
+        db, "SELECT story_id, article_id FROM articles WHERE external_id = 'original'"
+    )
+    shown = CliRunner().invoke(main, ["story", story_id, "--why", "--db", str(db)])
+    assert shown.exit_code == 0, shown.output
+    assert "score 0.000 = " not in shown.stdout and "new_story_no_candidate" in shown.stdout
+    assert f"copy of {original_id} (near_duplicate" in shown.stdout
+    assert "1 shared lines set aside" in shown.stdout and 'e.g. "the city council"' in shown.stdout
+    as_json = json.loads(
+        CliRunner().invoke(main, ["story", story_id, "--why", "-f", "json", "--db", str(db)]).stdout
+    )
+    [copy] = [a["why"]["copy_of"] for a in as_json["articles"] if a["why"].get("copy_of")]
+    assert copy["article_id"] == original_id and copy["shared_lines_set_aside"] == 1
+    assert 0.35 <= copy["jaccard"] < 1.0 and copy["shingles_shared"] < copy["shingles"]

@@ -57,13 +57,17 @@ def stories(since: str, min_outlets: int, limit: int, db: Path | None, fmt: str)
 
 @click.command()
 @click.argument("story_id")
+@click.option(
+    "--why", is_flag=True, help="Explain each member: its decision's score parts and shared names, and for "
+    "a near-duplicate the shingles it shares with its original once shared boilerplate lines are set aside.",
+)  # fmt: skip
 @db_option
 @format_option
-def story(story_id: str, db: Path | None, fmt: str) -> None:
+def story(story_id: str, why: bool, db: Path | None, fmt: str) -> None:
     """Show one story: its articles with outlet, time, title, URL, copy marks and grouping decision.
 
     STORY_ID is a story id or a unique prefix of one (at least 4 characters).
-    Example: newsflow story s_0123456789abcdef
+    Example: newsflow story s_0123456789abcdef --why
     """
     from newsflow.cli.display import render_json, render_rows
     from newsflow.warehouse import stories as stories_table
@@ -71,12 +75,19 @@ def story(story_id: str, db: Path | None, fmt: str) -> None:
     from newsflow.warehouse.query import unique_id
 
     settings = existing_warehouse(db)
+    texts: dict[str, str] = {}
     with Warehouse.open(settings).read() as con:
         story_id = unique_id(con, "stories", story_id)
         overview = stories_table.story_overview(con, story_id)
         members = stories_table.story_members(con, story_id)
+        if why:
+            wanted = {m[k] for m in members for k in ("article_id", "duplicate_of") if m["duplicate_of"]}
+            texts = stories_table.article_texts(con, wanted)
     if overview is None:  # a story row without articles: released by a regroup in progress
         raise NotFoundError(f"story {story_id} has no articles (see `newsflow stories`)")
+    if why:
+        for member in members:
+            member["why"] = explain(member, texts)
     if fmt == "json":
         click.echo(render_json({"story": overview, "articles": members}))
         return
@@ -100,7 +111,77 @@ def story(story_id: str, db: Path | None, fmt: str) -> None:
             + f"\n{overview['first_at']:%Y-%m-%d %H:%M:%S} .. {overview['last_at']:%Y-%m-%d %H:%M:%S} UTC"
             f" ({span})\n"
         )
+    if why and fmt == "table":
+        click.echo("\n\n".join(_why_lines(m) for m in members))
+        return
     click.echo(render_rows(columns, rows, fmt))
+
+
+def explain(member: dict[str, Any], texts: dict[str, str]) -> dict[str, Any]:
+    """Why a member is in its story: the decision's score parts, and for a near-duplicate what it shares
+    with its original once shared boilerplate lines are set aside."""
+    from newsflow import stories
+    from newsflow.stories import neardup
+
+    out: dict[str, Any] = {"decision": member["reason"], "score": member["score"]}
+    if member["reason"] in (stories.REASON_JOINED, stories.REASON_NEW):
+        days = member["days_apart"] or 0.0
+        out |= {
+            "term_similarity": member["term_similarity"],
+            "entity_similarity": member["entity_similarity"],
+            "days_apart": days,
+            "time_factor": round(stories.time_factor(days), 3),
+            "shared_names": list(member["shared_terms"] or []),
+            "compared_with": member["best_other"],
+        }
+    original = member["duplicate_of"]
+    if original:
+        out["copy_of"] = {
+            "article_id": original,
+            "reason": member["dup_reason"],
+            "score": member["dup_score"],
+        }
+        if member["dup_reason"] == neardup.DUP_REASON and original in texts and member["article_id"] in texts:
+            evidence = neardup.copy_evidence(texts[member["article_id"]], texts[original])
+            out["copy_of"] |= {
+                "shared_lines_set_aside": evidence.set_aside_lines,
+                "shingles_shared": evidence.shared,
+                "shingles": evidence.total,
+                "jaccard": round(evidence.jaccard, 3),
+                "examples": list(evidence.examples),
+            }
+    return out
+
+
+def _why_lines(member: dict[str, Any]) -> str:
+    from newsflow.stories import DEFAULT_CONFIG
+
+    why = member["why"]
+    head = f"{member['article_id']}  {member['site'] or '?'}  {(member['title'] or '(no title)')[:70]}"
+    lines = [head]
+    if "term_similarity" in why:
+        verb = "joined" if why["decision"] == "joined" else "started its own story; best other"
+        config = DEFAULT_CONFIG
+        lines.append(
+            f"  {verb} {why['compared_with']}: score {why['score']:.3f} = ({config.term_weight} x terms "
+            f"{why['term_similarity']:.2f} + {config.entity_weight} x names {why['entity_similarity']:.2f})"
+            f" x time "
+            f"{why['time_factor']:.2f} ({why['days_apart']:.1f} days apart)"
+        )
+        lines.append(f"  shared names: {', '.join(why['shared_names']) or '(none)'}")
+    elif why["decision"]:
+        lines.append(f"  {why['decision']}" + (f" {why['score']:.3f}" if why["score"] is not None else ""))
+    copy = why.get("copy_of")
+    if copy:
+        lines.append(f"  copy of {copy['article_id']} ({copy['reason']} {copy['score'] or 1.0:.2f})")
+        if "shingles" in copy:
+            lines.append(
+                f"  {copy['shingles_shared']} of its {copy['shingles']} word 3-shingles are in the original "
+                f"(Jaccard {copy['jaccard']:.2f}; {copy['shared_lines_set_aside']} shared lines set aside)"
+            )
+            if copy["examples"]:
+                lines.append("  e.g. " + " | ".join(f'"{g}"' for g in copy["examples"]))
+    return "\n".join(lines)
 
 
 def _published(member: dict[str, Any], fmt: str) -> Any:

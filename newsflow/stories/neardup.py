@@ -70,12 +70,18 @@ def words(text: str) -> list[str]:
     return _WORD.findall(fold(text))
 
 
-def shingle_hashes(text: str) -> npt.NDArray[np.uint64]:
-    """Distinct CRC-32 hashes of the text's word shingles (empty for short texts)."""
+def shingles(text: str) -> list[str]:
+    """The text's distinct word shingles, in the order they first occur."""
     tokens = words(text)
-    if len(tokens) < MIN_WORDS:
+    grams = (" ".join(tokens[i : i + SHINGLE_WORDS]) for i in range(len(tokens) - SHINGLE_WORDS + 1))
+    return list(dict.fromkeys(grams))
+
+
+def shingle_hashes(text: str) -> npt.NDArray[np.uint64]:
+    """Distinct CRC-32 hashes of the text's word shingles (empty for texts under ``MIN_WORDS`` words)."""
+    if len(words(text)) < MIN_WORDS:
         return np.empty(0, dtype=np.uint64)
-    grams = {" ".join(tokens[i : i + SHINGLE_WORDS]) for i in range(len(tokens) - SHINGLE_WORDS + 1)}
+    grams = shingles(text)
     return np.fromiter((zlib.crc32(g.encode()) for g in grams), dtype=np.uint64, count=len(grams))
 
 
@@ -142,17 +148,40 @@ class NearDupOutcome:
     bands: list[BandRow]
 
 
-def same_content(text: str, other: str, threshold: float = THRESHOLD) -> bool:
-    """A candidate pair, checked on its texts: lines both print verbatim are set aside (a promotion or
+@dataclass(frozen=True)
+class CopyEvidence:
+    """What a copy shares with its original once their shared verbatim lines are set aside."""
+
+    set_aside_lines: int  # lines both print verbatim, left out (0: they are most of the text, so kept)
+    shared: int  # shingles of the copy that the original has too
+    total: int  # shingles of the copy
+    union: int  # shingles of either
+    examples: tuple[str, ...]  # the first few shared shingles, in the copy's order
+
+    @property
+    def jaccard(self) -> float:
+        return self.shared / self.union if self.union else 0.0
+
+
+def copy_evidence(text: str, other: str, examples: int = 5) -> CopyEvidence:
+    """Compare ``text`` with ``other`` on content: lines both print verbatim are set aside (a promotion or
     footer of their site) unless they cover most of the shorter text (a copy, or an update that added a
-    line); the rest must still reach ``threshold`` in exact shingle Jaccard."""
-    shared, coverage = boilerplate.shared_lines(text, other)
-    if not shared or coverage >= boilerplate.COPY_COVERAGE:
-        return True
-    mine = set(shingle_hashes(boilerplate.without_lines(text, shared)).tolist())
-    theirs = set(shingle_hashes(boilerplate.without_lines(other, shared)).tolist())
-    union = len(mine | theirs)
-    return union > 0 and len(mine & theirs) / union >= threshold
+    line)."""
+    shared_lines, coverage = boilerplate.shared_lines(text, other)
+    set_aside = shared_lines if coverage < boilerplate.COPY_COVERAGE else set()
+    mine = shingles(boilerplate.without_lines(text, set_aside))
+    theirs = set(shingles(boilerplate.without_lines(other, set_aside)))
+    common = [g for g in mine if g in theirs]
+    return CopyEvidence(
+        len(set_aside), len(common), len(mine), len(theirs | set(mine)), tuple(common[:examples])
+    )
+
+
+def same_content(text: str, other: str, threshold: float = THRESHOLD) -> bool:
+    """A candidate pair, checked on its texts (:func:`copy_evidence`): the exact shingle Jaccard after
+    setting shared boilerplate lines aside reaches ``threshold``."""
+    evidence = copy_evidence(text, other, examples=0)
+    return evidence.set_aside_lines == 0 or evidence.jaccard >= threshold
 
 
 def find_near_duplicates(
