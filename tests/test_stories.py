@@ -108,3 +108,23 @@ def test_similar_events_with_other_actors_stay_apart() -> None:
         if len({gold[d.article_id] for d in decisions if d.story_id == sid}) > 1
     }
     assert mixed == set(), "Tara Reid's and Lindsay Lohan's rehab stories must not share a story"
+
+
+def test_names_survive_title_case_capitals_tickers_and_company_suffixes() -> None:
+    """The item the blind check found: a Title Case headline over a body that opens with a newsletter line
+    and names the companies only at sentence starts still carries both names."""
+    _, names = stories.article_counts(
+        "Sign up for our newsletter to get the news first.\nAmazon will invest up to $4 billion in the "
+        "startup. Anthropic said the deal keeps its independence. Amazon.com Inc shares (AMZN.O) rose.",
+        "Amazon To Invest Up To $4 Billion In Anthropic",
+    )
+    assert {"amazon", "anthropic", "4", "amzn"} <= set(names)
+    assert not {"sign", "invest", "billion", "inc"} & set(names)
+    _, shouted = stories.article_counts(
+        "BREAKING NEWS: MARKETS RALLY AFTER THE VOTE\nThe Fed held rates, Powell said.", None
+    )
+    assert set(shouted) == {"fed", "powell"}, "a line in capitals is not a line of names"
+    _, possessive = stories.article_counts(
+        "The deal extends Anthropic\u2019s cloud use, investors said of Anthropic's plan.", None
+    )
+    assert set(possessive) == {"anthropic"}

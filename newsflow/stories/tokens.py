@@ -14,6 +14,7 @@ from newsflow.stories.model import DEFAULT_CONFIG, DocumentFrequencies, StoryCon
 _APOSTROPHE = "\u2019"
 _TOKEN = re.compile(r"[^\W_]+(?:['\u2019.&-][^\W_]+)*")
 _SENTENCE_END = re.compile(r"[.!?:;\"“”]$")
+_TICKER = re.compile(r"[A-Z]{1,5}\.[A-Z]{1,2}")
 _STOPWORDS = frozenset(
     """a about above after again against all almost also although am among an and another any are around as
     at be because been before being below between both but by can could did do does doing down during each
@@ -25,14 +26,19 @@ _STOPWORDS = frozenset(
     thus to too two under until up upon us very via was we well were what when where whether which while
     who whom whose why will with within without would yet you your yours yourself yourselves mr mrs ms
     monday tuesday wednesday thursday friday saturday sunday today yesterday tomorrow week weeks year years
-    day days time told according reported report reports news read more""".split()  # noqa: SIM905
+    day days time told according reported report reports news read more
+    inc corp corporation ltd llc plc gmbh""".split()  # noqa: SIM905
 )
 
 
 @functools.lru_cache(maxsize=1 << 17)
 def _normalise(token: str) -> str:
     """Case-fold, drop possessives and plural endings (a light stemmer: 'deals' and 'deal' match)."""
+    if _TICKER.fullmatch(token):  # AMZN.O, BRK.B: the exchange or class suffix goes
+        token = token.split(".")[0]
     word = token.casefold().replace(_APOSTROPHE, "'")
+    if word.endswith(".com") and len(word) > 4:  # Amazon.com is Amazon
+        word = word[:-4]
     if word.endswith("'s"):
         word = word[:-2]
     if len(word) > 4 and word.endswith("ies"):
@@ -43,17 +49,31 @@ def _normalise(token: str) -> str:
 
 
 def tokens(text: str) -> list[tuple[str, bool]]:
-    """(word, starts_sentence) for each word of the text, NFKC-normalised."""
+    """(word, starts_sentence) for each word of the text, NFKC-normalised. Every word of a line in
+    capitals or in headline case counts as starting a sentence: its capital says nothing about a name."""
     out: list[tuple[str, bool]] = []
-    start = True
     for line in unicodedata.normalize("NFKC", text).splitlines():
+        words = [(m.group(), m.end()) for m in _TOKEN.finditer(line)]
+        shouted = _is_shouted([w for w, _ in words]) or _is_headline_case([w for w, _ in words])
         start = True
-        for match in _TOKEN.finditer(line):
-            word = match.group()
-            out.append((word, start))
-            after = line[match.end() : match.end() + 2].strip()
+        for word, end in words:
+            out.append((word, start or shouted))
+            after = line[end : end + 2].strip()
             start = bool(after) and bool(_SENTENCE_END.match(after[0]))
     return out
+
+
+def _is_shouted(words: list[str]) -> bool:
+    """Most letters-only words of the line are in capitals (a shouted headline or banner), not acronyms
+    in a sentence."""
+    alpha = [w for w in words if w.isalpha() and len(w) > 1]
+    return len(alpha) >= 3 and sum(w.isupper() for w in alpha) / len(alpha) > 0.6
+
+
+def _is_headline_case(words: list[str]) -> bool:
+    """A line of a few words with most content words capitalised (a heading), not a sentence."""
+    content = [w for w in words if w.casefold() not in _STOPWORDS and w[:1].isalpha()]
+    return 3 <= len(words) <= 15 and sum(w[:1].isupper() for w in content) / max(len(content), 1) > 0.6
 
 
 def _is_term(word: str) -> bool:
@@ -93,11 +113,19 @@ def article_counts(
         if _is_term(norm):
             terms[norm] += config.title_repeat
     entities = Counter(_entity_candidates(body))
-    body_entities = set(entities)
-    # Headline case capitalises every word: keep only title words that are names in the body too.
-    title_entities = _entity_candidates(title)
     if _title_is_headline_case(title):
-        title_entities = [e for e in title_entities if e in body_entities]
+        # Headline case capitalises every word: keep the title words the body capitalises too (a name at
+        # the start of the body's sentences counts), and numbers.
+        known = set(entities) | {_normalise(w) for w, _ in body if w[:1].isupper()}
+        title_entities = [
+            norm
+            for word, _ in title
+            if (word[:1].isupper() or word[:1].isdigit())
+            and _is_term(norm := _normalise(word))
+            and norm in known
+        ]
+    else:
+        title_entities = _entity_candidates(title)
     for entity in title_entities:
         entities[entity] += config.title_repeat
     return terms, entities
