@@ -52,7 +52,7 @@ def _lake(path: Path) -> Warehouse:
 
 
 from newsflow import stories  # noqa: E402
-from newsflow.stories import StoryArticle, neardup  # noqa: E402
+from newsflow.stories import StoryArticle, boilerplate, neardup  # noqa: E402
 from newsflow.stories.features import text_features  # noqa: E402
 from newsflow.tasks import grouping  # noqa: E402
 from newsflow.warehouse import stories as stories_table  # noqa: E402
@@ -196,6 +196,10 @@ STAGES: tuple[tuple[Any, str, str], ...] = (
     (stories_table, "save_stories", "save stories"),
     (stories_table, "add_doc_freqs", "save term stats"),
     (stories_table, "save_decisions", "save decisions"),
+    (boilerplate, "lines", "site lines: split and hash"),
+    (stories_table, "site_line_counts", "site lines: lookup (SQL)"),
+    (stories_table, "add_site_lines", "site lines: count (SQL)"),
+    (stories_table, "article_texts", "copy check: texts (SQL)"),
 )
 
 

@@ -131,6 +131,8 @@ class TextFeatures:
     #: Term and entity counts of title and body (``newsflow.stories.article_counts``).
     terms: dict[str, int]
     entities: dict[str, int]
+    #: Line hash -> words of the text's lines of 3+ words (``newsflow.stories.boilerplate.lines``).
+    lines: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,7 @@ def without_site_lines(
     With ``learn`` (the store step) the articles' lines are counted afterwards, originals only (a copy
     repeats its original's lines by nature); without it (a regroup) the articles' own lines are already
     counted, so a line must have been printed twice."""
-    sited = [(a, boilerplate.lines(a.text)) for a in articles]
+    sited = [(a, a.features.lines if a.features else boilerplate.lines(a.text)) for a in articles]
     keys = {(a.site, h) for a, lines in sited if a.site for h in lines}
     known: Counter[tuple[str, int]] = Counter(stories_table.site_line_counts(con, keys))
     seen_before = 1 if learn else 2
