@@ -15,7 +15,8 @@ from newsflow.errors import NotFoundError
 @click.command()
 @since_option(
     "24h",
-    "Stories with an article published since (undated articles count at the time newsflow first saw them)",
+    "Stories with an article published since (a story of undated articles only counts at the time newsflow "
+    "first saw them)",
 )
 @click.option(
     "--min-outlets", type=click.IntRange(min=1), default=1, show_default=True, help="Fewest outlets."
