@@ -71,7 +71,7 @@ def group_batch(
         con, found.signatures, found.bands, times=times, roots={a: m.of for a, m in found.marks.items()}
     )
     marks = {**exact, **found.marks}
-    story_ids, decisions = _group_with_copies(con, articles, marks, {}, now, config)
+    story_ids, decisions = _group_with_copies(con, articles, marks, {}, now, config, learn_lines=True)
     return GroupOutcome(found.marks, story_ids, decisions)
 
 
@@ -97,8 +97,12 @@ def _group_with_copies(
     counted: Collection[str],
     now: datetime,
     config: StoryConfig,
+    *,
+    learn_lines: bool,
 ) -> tuple[dict[str, str], list[StoryAssignment]]:
-    """Copies join their original's story; the rest (and copies whose original has none) are grouped."""
+    """Copies join their original's story; the rest (and copies whose original has none) are grouped, with
+    the lines their sites printed before left out (``learn_lines``: count the originals' lines, as the store
+    step does; a regroup's articles were counted when they were stored)."""
     in_batch = {a.article_id for a in articles}
     stored_roots = {m.of for a, m in marks.items() if a in in_batch and m.of not in in_batch}
     root_story = stories_table.stories_of(con, stored_roots)
@@ -109,7 +113,7 @@ def _group_with_copies(
         and (marks[a.article_id].of in in_batch or marks[a.article_id].of in root_story)
     }
     originals = without_site_lines(
-        con, [a for a in articles if a.article_id not in copies], marks, now, learn=not counted
+        con, [a for a in articles if a.article_id not in copies], marks, now, learn=learn_lines
     )
     story_ids, decisions = assign_stories(con, originals, counted, now, config)
     root_story.update(story_ids)
@@ -268,7 +272,9 @@ def regroup_range(
             if r.duplicate_of
         }
         _sign_unsigned(con, chunk)
-        chunk_ids, decisions = _group_with_copies(con, articles, marks, counted, now, config)
+        chunk_ids, decisions = _group_with_copies(
+            con, articles, marks, counted, now, config, learn_lines=False
+        )
         stories_table.set_story_ids(con, chunk_ids)
         story_ids.update(chunk_ids)
         joined += sum(d.reason == stories.REASON_JOINED for d in decisions)

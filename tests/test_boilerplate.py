@@ -134,3 +134,12 @@ def test_one_outlets_promoted_items_are_no_copies_and_their_edited_copies_are(
     assert recurring == 2, (
         "the two promotion lines are counted as the site's recurring lines, copies excluded"
     )
+    with reader(db) as con:
+        counts = sorted(con.execute("SELECT line_hash, articles FROM site_lines").fetchall())
+    regroup = ["regroup", "--since", "2023-09-01", "--until", "2023-09-30", "--db", str(db)]
+    regrouped = CliRunner().invoke(main, regroup)
+    assert regrouped.exit_code == 0, regrouped.output
+    with reader(db) as con:
+        assert sorted(con.execute("SELECT line_hash, articles FROM site_lines").fetchall()) == counts
+        after = dict(con.execute("SELECT external_id, story_id FROM articles").fetchall())
+    assert len({after[f"item-{n}"] for n in range(12)}) == 12, "a regroup keeps the outlet's items apart"
