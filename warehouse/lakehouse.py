@@ -278,9 +278,12 @@ class Warehouse:
             finally:
                 con.close()
 
-    def connect(self, *, sandbox: bool = False) -> duckdb.DuckDBPyConnection:
+    def connect(self, *, sandbox: bool = False, streaming: bool = False) -> duckdb.DuckDBPyConnection:
         """A new read-only DuckDB connection with the lake attached as ``lake`` and selected: for
         notebooks and ``newsflow sql``. ``sandbox`` also refuses files, ATTACH, COPY and extensions.
+        ``streaming`` (exports) reads with one thread and lets a query without ORDER BY return rows in any
+        order, so DuckDB holds few scanned row groups at once: a 1M-row export peaked at 520-577 MB RSS
+        this way against 645-876 MB with the defaults (3 runs each), at the same speed.
 
         Raises:
             WarehouseError: there is no warehouse yet, or it cannot be attached.
@@ -294,6 +297,9 @@ class Warehouse:
             con.execute(f"USE {LAKE}")
             if not self._has_schema(con):
                 raise WarehouseError(f"no warehouse at {self.spec.describe()} yet: {_FIRST_RUN_HINT}")
+            if streaming:
+                con.execute("SET preserve_insertion_order = false")
+                con.execute("SET threads = 1")
             if sandbox:
                 data = con.execute(
                     f"SELECT value FROM __ducklake_metadata_{LAKE}.ducklake_metadata WHERE key = 'data_path'"

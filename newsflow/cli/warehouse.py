@@ -122,7 +122,7 @@ def export(
     fmt = export_format(output, fmt)
     settings = existing_warehouse(db)
     sql, parameters = (query, []) if query is not None else table_query(str(table), _since(since))
-    con = Warehouse.open(settings).connect(sandbox=True)
+    con = Warehouse.open(settings).connect(sandbox=True, streaming=True)
     try:
         rows = write_export(record_batches(con, sql, parameters), output, fmt)
     finally:

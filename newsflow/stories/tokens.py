@@ -14,6 +14,7 @@ from newsflow.stories.model import DEFAULT_CONFIG, DocumentFrequencies, StoryCon
 _APOSTROPHE = "\u2019"
 _TOKEN = re.compile(r"[^\W_]+(?:['\u2019.&-][^\W_]+)*")
 _SENTENCE_END = re.compile(r"[.!?:;\"“”]$")
+
 _TICKER = re.compile(r"[A-Z]{1,5}\.[A-Z]{1,2}")
 _STOPWORDS = frozenset(
     """a about above after again against all almost also although am among an and another any are around as
@@ -114,15 +115,16 @@ def article_counts(
             terms[norm] += config.title_repeat
     entities = Counter(_entity_candidates(body))
     if _title_is_headline_case(title):
-        # Headline case capitalises every word: keep the title words the body capitalises too (a name at
-        # the start of the body's sentences counts), and numbers.
-        known = set(entities) | {_normalise(w) for w, _ in body if w[:1].isupper()}
+        # Headline case capitalises every word: keep the title words after the first that the body
+        # capitalises too (a name at the start of the body's sentences counts), and numbers. The first word
+        # is capitalised in any title, as a sentence start is.
+        capitalised = set(entities) | {_normalise(w) for w, _ in body if w[:1].isupper()}
         title_entities = [
             norm
-            for word, _ in title
+            for word, _ in title[1:]
             if (word[:1].isupper() or word[:1].isdigit())
             and _is_term(norm := _normalise(word))
-            and norm in known
+            and norm in capitalised
         ]
     else:
         title_entities = _entity_candidates(title)
