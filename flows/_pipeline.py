@@ -1,31 +1,27 @@
 """The article pipeline shared by flows: fetch -> extract -> store, per batch, bounded and in order.
 
-Not a deployable flow (hence the underscore): ``ingest`` and ``backfill`` both feed it planned entries.
+Not a deployable flow (hence the underscore): ``ingest`` and ``backfill`` both feed it planned entries; their
+run bookkeeping is in ``_runs``.
 """
 
 from __future__ import annotations
 
 import queue
-import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from prefect import get_run_logger
 from prefect.futures import PrefectFuture
-from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner
 
-from newsflow.net.http import close_shared_fetchers
 from newsflow.progress import report
 from newsflow.records import Article, ContentSource, FetchedPage, PlannedEntry, StoreOutcome
 from newsflow.settings import Settings
 from newsflow.tasks.extraction import extract_pages
 from newsflow.tasks.fetching import fetch_pages
-from newsflow.tasks.storing import finish_run, start_run, store_articles
+from newsflow.tasks.storing import store_articles
 
 #: Fetch batches in flight at once: one saturates the per-host limits; two hide a slow batch's tail.
 FETCH_BATCHES_IN_FLIGHT = 2
@@ -181,60 +177,3 @@ def _result_or_none(future: PrefectFuture[Any], stage: str, index: int) -> Any:
             "batch %d failed when %s; its entries stay new and are retried next run: %s", index, stage, exc
         )
         return None
-
-
-@dataclass
-class TrackedRun:
-    """A flow run's row in the ``runs`` table while it runs: its id, stage timings and final status."""
-
-    run_id: str
-    status: str = "running"
-    timings: dict[str, float] = field(default_factory=dict)
-    _clock: float = field(default_factory=time.monotonic)
-    _lap: float = field(default_factory=time.monotonic)
-
-    def lap(self, name: str) -> None:
-        """Record the seconds since the previous lap (or the start) as ``timings[name]``."""
-        now = time.monotonic()
-        self.timings[name] = round(now - self._lap, 3)
-        self._lap = now
-
-
-class RunCounts(Protocol):
-    """What a run's row stores as its counts."""
-
-    def as_dict(self) -> dict[str, Any]: ...
-
-
-@contextmanager
-def tracked_run(
-    settings: Settings,
-    flow_name: str,
-    parameters: Mapping[str, Any],
-    counts: RunCounts,
-    run_lock: str | None = None,
-) -> Iterator[TrackedRun]:
-    """Open the run's row, yield it, and close it with status, counts and timings however the body ends.
-
-    ``run_lock`` names the run lock the caller holds: earlier runs of it left 'running' are marked 'crashed'.
-
-    Shared HTTP clients are closed at the end too. The run id is the Prefect flow-run id when there is one;
-    without one (a flow's function called by the CLI) the run gets a fresh id.
-    """
-    flow_run_id = flow_run.get_id()
-    run = TrackedRun(str(flow_run_id or uuid.uuid4()))
-    # Outside a flow run (`newsflow load`, `regroup`) the bookkeeping runs as plain calls: a task called
-    # there would start Prefect's temporary API.
-    start, finish = (start_run, finish_run) if flow_run_id else (start_run.fn, finish_run.fn)
-    start(settings, run.run_id, flow_name, flow_run_id, parameters, run_lock)
-    error = None
-    try:
-        yield run
-        run.status = "completed"
-    except Exception as exc:
-        run.status, error = "failed", f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        close_shared_fetchers()
-        run.timings["total_s"] = round(time.monotonic() - run._clock, 3)
-        finish(settings, run.run_id, run.status, counts.as_dict(), run.timings, error)

@@ -23,9 +23,10 @@ from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner
 
 from newsflow.errors import ConfigError, RunLockedError
-from newsflow.flows._pipeline import ArticleCounts, TrackedRun, chunked, process_batches, tracked_run
+from newsflow.flows._pipeline import ArticleCounts, chunked, process_batches
 from newsflow.flows._report import backfill_line
 from newsflow.flows._runners import api_shared_with_workers, extraction_runner
+from newsflow.flows._runs import TrackedRun, tracked_run
 from newsflow.flows.ingest import IO_TASK_RUNNER
 from newsflow.progress import report
 from newsflow.records import FeedEntry, PlannedEntry

@@ -24,15 +24,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from newsflow.clock import utcnow
 from newsflow.errors import RunLockedError
 from newsflow.feedlist import default_feeds, load_feed_file
-from newsflow.flows._pipeline import (
-    URLS_PER_REASON,
-    ArticleCounts,
-    TrackedRun,
-    process_articles,
-    tracked_run,
-)
+from newsflow.flows._pipeline import URLS_PER_REASON, ArticleCounts, process_articles
 from newsflow.flows._report import ingest_line, render_report, summary_rows
 from newsflow.flows._runners import api_shared_with_workers, extraction_runner
+from newsflow.flows._runs import TrackedRun, tracked_run
 from newsflow.progress import report
 from newsflow.records import (
     FeedState,

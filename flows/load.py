@@ -25,7 +25,7 @@ from prefect import flow, get_run_logger
 
 from newsflow.clock import parse_iso_utc, utcnow
 from newsflow.errors import ConfigError
-from newsflow.flows._pipeline import tracked_run
+from newsflow.flows._runs import tracked_run
 from newsflow.net.urls import canonical_url, site_of
 from newsflow.records import Article, ContentSource, StoreOutcome
 from newsflow.settings import Settings, load_settings
