@@ -180,8 +180,10 @@ def copy_evidence(text: str, other: str, examples: int = 5) -> CopyEvidence:
 def same_content(text: str, other: str, threshold: float = THRESHOLD) -> bool:
     """A candidate pair, checked on its texts (:func:`copy_evidence`): the exact shingle Jaccard after
     setting shared boilerplate lines aside reaches ``threshold``."""
-    evidence = copy_evidence(text, other, examples=0)
-    return evidence.set_aside_lines == 0 or evidence.jaccard >= threshold
+    shared, coverage = boilerplate.shared_lines(text, other)
+    if not shared or coverage >= boilerplate.COPY_COVERAGE:  # nothing to set aside: the estimate stands
+        return True
+    return copy_evidence(text, other, examples=0).jaccard >= threshold
 
 
 def find_near_duplicates(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
+from dataclasses import fields, replace
 
 from newsflow.records import StoredStory, StoryRow
 from newsflow.stories.model import DEFAULT_CONFIG, ArticleVectors, Story, StoryArticle, StoryConfig, Vector
@@ -78,37 +78,19 @@ def add_to_story(
     )
 
 
+#: The fields a story and its ``stories`` row share (the row adds the centroids' norms, the story the
+#: centroids themselves).
+_ROW_FIELDS = tuple(f.name for f in fields(StoryRow) if f.name not in ("term_norm", "entity_norm"))
+
+
 def story_rows(story: Story) -> StoredStory:
     """A story as the warehouse stores it."""
-    row = StoryRow(
-        story_id=story.story_id,
-        headline=story.headline,
-        headline_article_id=story.headline_article_id,
-        first_at=story.first_at,
-        last_at=story.last_at,
-        article_count=story.article_count,
-        sites=story.sites,
-        join_score_sum=story.join_score_sum,
-        term_norm=norm(story.terms),
-        entity_norm=norm(story.entities),
-        undated=story.undated,
-    )
+    shared = {name: getattr(story, name) for name in _ROW_FIELDS}
+    row = StoryRow(**shared, term_norm=norm(story.terms), entity_norm=norm(story.entities))
     return StoredStory(row, dict(story.terms), dict(story.entities))
 
 
 def story_from_stored(stored: StoredStory) -> Story:
     """A story back from what the warehouse holds."""
-    row = stored.row
-    return Story(
-        story_id=row.story_id,
-        headline=row.headline,
-        headline_article_id=row.headline_article_id,
-        first_at=row.first_at,
-        last_at=row.last_at,
-        article_count=row.article_count,
-        sites=tuple(row.sites),
-        join_score_sum=row.join_score_sum,
-        terms=stored.terms,
-        entities=stored.entities,
-        undated=row.undated,
-    )
+    shared = {name: getattr(stored.row, name) for name in _ROW_FIELDS} | {"sites": tuple(stored.row.sites)}
+    return Story(**shared, terms=stored.terms, entities=stored.entities)
