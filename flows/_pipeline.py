@@ -16,6 +16,7 @@ from prefect import get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner
 
+from newsflow.flows._runners import unwalked
 from newsflow.progress import report
 from newsflow.records import Article, ContentSource, FetchedPage, PlannedEntry, StoreOutcome
 from newsflow.settings import Settings
@@ -141,7 +142,8 @@ def process_batches(
             and fetching < FETCH_BATCHES_IN_FLIGHT
             and next_fetch - next_store < max_ahead
         ):
-            fetch_pages.submit(batches[next_fetch], settings).add_done_callback(notify("fetched", next_fetch))
+            fetching_batch = fetch_pages.submit(unwalked(batches[next_fetch]), settings)
+            fetching_batch.add_done_callback(notify("fetched", next_fetch))
             next_fetch += 1
             fetching += 1
         stage, index, future = events.get()
@@ -153,7 +155,8 @@ def process_batches(
             else:
                 fetched += len(pages)
                 report("fetch pages", fetched, total)
-                runner.submit(extract_pages, {"pages": pages}).add_done_callback(notify("extracted", index))
+                extracting = runner.submit(extract_pages, {"pages": unwalked(pages)})
+                extracting.add_done_callback(notify("extracted", index))
         else:
             extracted[index] = _result_or_none(future, stage, index)
         while next_store in extracted:
@@ -161,7 +164,7 @@ def process_batches(
             if articles is None:
                 counts.batches_failed += 1
             else:
-                counts.add_articles(articles, store_articles(articles, settings, run_id))
+                counts.add_articles(articles, store_articles(unwalked(articles), settings, run_id))
                 stored += len(articles)
                 report("store articles", stored, total)
             if after_batch is not None:

@@ -25,7 +25,7 @@ from prefect.task_runners import TaskRunner
 from newsflow.errors import ConfigError, RunLockedError
 from newsflow.flows._pipeline import ArticleCounts, chunked, process_batches
 from newsflow.flows._report import backfill_line
-from newsflow.flows._runners import api_shared_with_workers, extraction_runner
+from newsflow.flows._runners import api_shared_with_workers, extraction_runner, unwalked
 from newsflow.flows._runs import TrackedRun, tracked_run
 from newsflow.flows.ingest import IO_TASK_RUNNER
 from newsflow.progress import report
@@ -332,6 +332,6 @@ def reextract(settings: Settings, window: Window, counts: BackfillCounts, runner
     pages = load_stored_pages(settings, window.start, window.end)
     for start in range(0, len(pages), settings.batch_size):
         batch = pages[start : start + settings.batch_size]
-        articles = runner.submit(extract_pages, {"pages": batch}).result()
-        counts.reextracted += update_articles(articles, settings)
+        articles = runner.submit(extract_pages, {"pages": unwalked(batch)}).result()
+        counts.reextracted += update_articles(unwalked(articles), settings)
         counts.add_extractions(articles)

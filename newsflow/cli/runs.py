@@ -72,10 +72,12 @@ def ingest(
     if feeds_file:
         load_feed_file(Path(feeds_file))
     from newsflow.cli.display import progress_bars, render_json, summary_table
+    from newsflow.flows._runners import warm_extraction_pool
     from newsflow.flows.ingest import ingest as ingest_flow
     from newsflow.progress import reporting_to
 
     with progress_bars(enabled=not as_json and sys.stderr.isatty()) as reporter, reporting_to(reporter):
+        warm_extraction_pool(settings)  # its workers start while Prefect's API starts
         summary = ingest_flow(
             feeds_file=feeds_file,
             db=str(db) if db else None,
@@ -126,12 +128,14 @@ def backfill(
     quiet_prefect(verbose)
     settings = load_settings(db=db)
     from newsflow.cli.display import backfill_summary, progress_bars, render_json
+    from newsflow.flows._runners import warm_extraction_pool
     from newsflow.flows.backfill import Source, validate_request
     from newsflow.flows.backfill import backfill as backfill_flow
     from newsflow.progress import reporting_to
 
     chosen = cast("list[Source]", list(sources)) or None
     validate_request(since.date(), until.date(), chosen, chunk_days)
+    warm_extraction_pool(settings)  # its workers start while Prefect's API starts
     with progress_bars(enabled=not as_json and sys.stderr.isatty()) as reporter, reporting_to(reporter):
         summary = backfill_flow(
             since=since.date(),
