@@ -26,7 +26,7 @@ from newsflow.errors import RunLockedError
 from newsflow.feedlist import default_feeds, load_feed_file
 from newsflow.flows._pipeline import URLS_PER_REASON, ArticleCounts, process_articles
 from newsflow.flows._report import ingest_line, render_report, summary_rows
-from newsflow.flows._runners import api_shared_with_workers, extraction_runner, warm_extraction_pool
+from newsflow.flows._runners import api_shared_with_workers, extraction_runner
 from newsflow.flows._runs import TrackedRun, tracked_run
 from newsflow.progress import report
 from newsflow.records import (
@@ -148,7 +148,6 @@ def ingest(
     )
     logger = get_run_logger()
     counts = IngestCounts()
-    warm_extraction_pool(settings)  # the workers start while feeds are polled
     try:
         lock = ingest_lock_name(feeds_file)
         with Warehouse.open(settings).run_lock(lock, settings.run_lock_wait):

@@ -11,7 +11,8 @@ NewsflowError                  base class; the CLI prints it as one line and exi
 │   ├── WarehouseLockedError   another process holds the file lock; names the holder
 │   └── QueryError             a ``newsflow sql`` statement was refused or failed
 ├── NotFoundError              no story/article with that id or id prefix, or the prefix is ambiguous
-└── RunLockedError             another run of the same kind holds the run lock; names it
+├── RunLockedError             another run of the same kind holds the run lock; names it
+└── PrefectApiError            Prefect's temporary API server did not start
 """
 
 from __future__ import annotations
@@ -90,3 +91,7 @@ class RunLockedError(NewsflowError):
 
 class SearchQueryError(NewsflowError):
     """A search query that cannot be run (unbalanced quotes, no words to look for)."""
+
+
+class PrefectApiError(NewsflowError):
+    """Prefect's temporary API server, started for a command's flow run, did not start."""

@@ -71,22 +71,26 @@ def ingest(
     )
     if feeds_file:
         load_feed_file(Path(feeds_file))
-    from newsflow.cli.display import progress_bars, render_json, summary_table
-    from newsflow.flows._runners import warm_extraction_pool
-    from newsflow.flows.ingest import ingest as ingest_flow
-    from newsflow.progress import reporting_to
+    from newsflow.cli.prefect_api import prefect_api
 
-    with progress_bars(enabled=not as_json and sys.stderr.isatty()) as reporter, reporting_to(reporter):
-        warm_extraction_pool(settings)  # its workers start while Prefect's API starts
-        summary = ingest_flow(
-            feeds_file=feeds_file,
-            db=str(db) if db else None,
-            allow_private_networks=allow_private_networks,
-            due_only=due_only,
-            batch_size=batch_size,
-            extraction_workers=workers,
-            extraction_runner_spec=runner_spec,
-        )
+    with prefect_api() as api_ready:  # Prefect's API boots while the rest loads
+        from newsflow.cli.display import progress_bars, render_json, summary_table
+        from newsflow.flows._runners import warm_extraction_pool
+        from newsflow.flows.ingest import ingest as ingest_flow
+        from newsflow.progress import reporting_to
+
+        warm_extraction_pool(settings)
+        api_ready()
+        with progress_bars(enabled=not as_json and sys.stderr.isatty()) as reporter, reporting_to(reporter):
+            summary = ingest_flow(
+                feeds_file=feeds_file,
+                db=str(db) if db else None,
+                allow_private_networks=allow_private_networks,
+                due_only=due_only,
+                batch_size=batch_size,
+                extraction_workers=workers,
+                extraction_runner_spec=runner_spec,
+            )
     click.echo(render_json(summary) if as_json else summary_table(summary, warehouse_name(settings)))
 
 
@@ -128,6 +132,7 @@ def backfill(
     quiet_prefect(verbose)
     settings = load_settings(db=db)
     from newsflow.cli.display import backfill_summary, progress_bars, render_json
+    from newsflow.cli.prefect_api import prefect_api
     from newsflow.flows._runners import warm_extraction_pool
     from newsflow.flows.backfill import Source, validate_request
     from newsflow.flows.backfill import backfill as backfill_flow
@@ -135,18 +140,20 @@ def backfill(
 
     chosen = cast("list[Source]", list(sources)) or None
     validate_request(since.date(), until.date(), chosen, chunk_days)
-    warm_extraction_pool(settings)  # its workers start while Prefect's API starts
-    with progress_bars(enabled=not as_json and sys.stderr.isatty()) as reporter, reporting_to(reporter):
-        summary = backfill_flow(
-            since=since.date(),
-            until=until.date(),
-            feed=feed,
-            site=site,
-            sources=chosen,
-            db=str(db) if db else None,
-            allow_private_networks=allow_private_networks,
-            chunk_days=chunk_days,
-        )
+    with prefect_api() as api_ready:
+        warm_extraction_pool(settings)  # its workers start while Prefect's API boots
+        api_ready()
+        with progress_bars(enabled=not as_json and sys.stderr.isatty()) as reporter, reporting_to(reporter):
+            summary = backfill_flow(
+                since=since.date(),
+                until=until.date(),
+                feed=feed,
+                site=site,
+                sources=chosen,
+                db=str(db) if db else None,
+                allow_private_networks=allow_private_networks,
+                chunk_days=chunk_days,
+            )
     click.echo(render_json(summary) if as_json else backfill_summary(summary, warehouse_name(settings)))
 
 
@@ -172,14 +179,18 @@ def maintenance(
         raw_page_retention_days=raw_page_retention_days,
         snapshot_retention_days=snapshot_retention_days,
     )
-    from newsflow.cli.display import render_json
-    from newsflow.flows.maintenance import maintenance as maintenance_flow
+    from newsflow.cli.prefect_api import prefect_api
 
-    summary = maintenance_flow(
-        db=str(db) if db else None,
-        raw_page_retention_days=raw_page_retention_days,
-        snapshot_retention_days=snapshot_retention_days,
-    )
+    with prefect_api() as api_ready:
+        from newsflow.cli.display import render_json
+        from newsflow.flows.maintenance import maintenance as maintenance_flow
+
+        api_ready()
+        summary = maintenance_flow(
+            db=str(db) if db else None,
+            raw_page_retention_days=raw_page_retention_days,
+            snapshot_retention_days=snapshot_retention_days,
+        )
     click.echo(render_json(summary))
 
 

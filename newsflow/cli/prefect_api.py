@@ -1,0 +1,158 @@
+"""Prefect's temporary API server for one CLI command, started by the command itself, first thing.
+
+Without a configured ``PREFECT_API_URL``, Prefect starts a temporary local server at the first flow call:
+it imports its whole server package into the calling process (2.2 s of CPU here, spent only to spawn a
+subprocess), then waits for the server to boot (4-8 s) with nothing else to do. The commands that run
+flows start that same server (the same uvicorn command, environment and health check as Prefect's
+``SubprocessASGIServer``) before their own imports, so it boots while they load, warm the extraction
+workers and check their input, and the server package is never imported here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from newsflow.errors import PrefectApiError
+
+#: Pause between health checks while the server boots.
+HEALTH_POLL_S = 0.1
+#: Exit status with which uvicorn reports that its port was taken (Prefect retries on it too).
+PORT_TAKEN = 3
+#: Seconds the server gets to stop before it is killed.
+STOP_GRACE_S = 5
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _server_command(port: int) -> list[str]:
+    import prefect
+
+    return [
+        sys.executable, "-m", "uvicorn",
+        "--app-dir", str(Path(prefect.__file__).parent.parent),
+        "--factory", "prefect.server.api.server:create_app",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--log-level", "error", "--lifespan", "on",
+    ]  # fmt: skip
+
+
+def _server_environment() -> dict[str, str]:
+    from prefect.settings import get_current_settings
+
+    env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True)}
+    env.pop("PREFECT_API_URL", None)
+    # What Prefect sets for its own temporary server: no UI, ephemeral mode (services off).
+    env.update(PREFECT_UI_ENABLED="0", PREFECT__SERVER_EPHEMERAL="1", PREFECT__SERVER_FINAL="1")
+    return env
+
+
+class _Server:
+    """One temporary server process and its URL."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.process = subprocess.Popen(_server_command(self.port), env=_server_environment())
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() == PORT_TAKEN:  # another process took the port meanwhile
+                self.port = _free_port()
+                self.process = subprocess.Popen(_server_command(self.port), env=_server_environment())
+            elif self.process.poll() is not None:
+                raise PrefectApiError(
+                    f"Prefect's temporary API server exited with status {self.process.returncode} while "
+                    "starting (its errors are above); or start one: prefect server start, then export "
+                    "PREFECT_API_URL=http://127.0.0.1:4200/api"
+                )
+            try:
+                with urllib.request.urlopen(self.api_url + "/health", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(HEALTH_POLL_S)
+        self.stop()
+        raise PrefectApiError(
+            f"Prefect's temporary API server did not answer within {timeout_s:.0f} s "
+            "(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)"
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _send_pending_logs_and_events() -> None:
+    """Flush Prefect's log and event workers while the server still answers (Prefect's own test harness
+    does the same before it stops its server; afterwards they retry for over a minute)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=STOP_GRACE_S)
+    EventsWorker.drain_all(timeout=STOP_GRACE_S)
+
+
+def _needs_temporary_server() -> bool:
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    return not settings.api.url and settings.server.ephemeral.enabled
+
+
+@contextmanager
+def prefect_api() -> Iterator[Callable[[], None]]:
+    """Start Prefect's temporary API server now if no API is configured, and point this process (every
+    thread, and the worker processes it starts) at it; yields ``ready``, to call before the first flow
+    run: it waits until the server answers. The server stops when the block ends. With a configured
+    API, nothing is started."""
+    if not _needs_temporary_server():
+        yield lambda: None
+        return
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import get_current_settings
+
+    server = _Server()
+    with ExitStack() as stack:
+        stack.callback(server.stop)
+        stack.callback(refresh_global_settings_context)  # once the variable is restored
+        stack.enter_context(_environment_variable("PREFECT_API_URL", server.api_url))
+        # Prefect reads the environment once; threads that start later (the process pool's message
+        # forwarder among them) see only its global settings, which this refresh updates.
+        refresh_global_settings_context()
+        stack.callback(_send_pending_logs_and_events)
+        yield lambda: server.wait_healthy(get_current_settings().server.ephemeral.startup_timeout_seconds)
+
+
+@contextmanager
+def _environment_variable(name: str, value: str) -> Iterator[None]:
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
