@@ -41,8 +41,11 @@ from newsflow.warehouse import feeds as feeds_table
 from newsflow.warehouse import runs as runs_table
 from newsflow.warehouse.lakehouse import Warehouse
 
-#: Feeds polled by one task run (concurrently inside it).
+#: Feeds polled by one task run (concurrently inside it), at least; more when there are many feeds, so
+#: that a run makes at most MAX_POLL_TASKS task runs (10,000 feeds would otherwise be 1,000 task runs,
+#: each costing the API more than its polls cost).
 FEEDS_PER_TASK = 10
+MAX_POLL_TASKS = 32
 #: Stories the run report shows, and member links per story.
 REPORT_STORIES = 5
 REPORT_LINKS_PER_STORY = 5
@@ -99,7 +102,8 @@ def register_feeds(feeds_file: str | None, settings: Settings, due_only: bool = 
 
 def poll_all(feeds: Sequence[FeedState], settings: Settings) -> list[PollResult]:
     """Poll every feed, a task run per group of feeds, reporting progress as groups finish."""
-    groups = [list(feeds[i : i + FEEDS_PER_TASK]) for i in range(0, len(feeds), FEEDS_PER_TASK)]
+    size = max(FEEDS_PER_TASK, -(-len(feeds) // MAX_POLL_TASKS))
+    groups = [list(feeds[i : i + size]) for i in range(0, len(feeds), size)]
     futures = [poll_feeds.submit(group, settings) for group in groups]
     polls: list[PollResult] = []
     report("poll feeds", 0, len(feeds))

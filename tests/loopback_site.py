@@ -1,8 +1,10 @@
 """A real HTTP server on 127.0.0.1 for tests and benchmarks, run as its own process.
 
-    python tests/loopback_site.py --mount /pages=DIR --mount /feeds=DIR [--port 0]
+    python tests/loopback_site.py --mount /pages=DIR --mount /feeds=DIR [--port 0] [--hosts N]
 
-prints ``http://127.0.0.1:PORT`` on its first line once it listens. It serves:
+prints ``http://127.0.0.1:PORT`` on its first line once it listens. With ``--hosts N`` it also listens on
+the same port of 127.0.1.1 .. 127.0.1.N (a site spread over N loopback hosts, e.g. for per-host limits).
+It serves:
 
 - ``/<mount>/<path>``: files below each mounted folder (a file named ``<path>?<query>`` answers that
   query, e.g. ``feed.xml?paged=2``). ``X.gz`` files are served at ``X`` with
@@ -177,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--mount", action="append", default=[], metavar="/PREFIX=DIR")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--hosts", type=int, default=0, help="also listen on 127.0.1.1 .. 127.0.1.N")
     args = parser.parse_args(argv)
     mounts = {}
     for spec in args.mount:
@@ -185,9 +188,20 @@ def main(argv: list[str] | None = None) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     server.site = Site(mounts)  # type: ignore[attr-defined]
-    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+    port = server.server_address[1]
+    for host in extra_hosts(args.hosts):
+        extra = ThreadingHTTPServer((host, port), Handler)
+        extra.daemon_threads = True
+        extra.site = server.site  # type: ignore[attr-defined]
+        threading.Thread(target=extra.serve_forever, daemon=True).start()
+    print(f"http://127.0.0.1:{port}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
+
+
+def extra_hosts(count: int) -> list[str]:
+    """The loopback addresses of ``--hosts``: 127.0.1.1 onwards (at most 65,024)."""
+    return [f"127.0.{1 + n // 254}.{1 + n % 254}" for n in range(count)]
 
 
 if __name__ == "__main__":
