@@ -8,6 +8,7 @@ start them while Prefect's temporary API server is still booting, off the run's 
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from newsflow.settings import Settings
 
 #: How long each warm-up job holds its worker, so that every worker of the pool gets one.
 WARM_UP_HOLD_S = 0.3
+#: How often a worker checks that the process that started it is still alive.
+PARENT_CHECK_S = 1.0
 
 T = TypeVar("T")
 
@@ -40,14 +43,23 @@ def unwalked(value: T) -> T:
     return cast(T, quote(value))
 
 
-def warm_up_worker() -> None:
-    """Import the extraction stack once per worker process, before its first batch."""
+def warm_up_worker(parent: int) -> None:
+    """Import the extraction stack once per worker process, before its first batch; and have the
+    worker exit when ``parent``, the process that started it, is gone (a killed run must not leave
+    workers behind, even one killed before this ran)."""
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     import prefect.task_engine  # noqa: F401 - what runs each task in the worker
     import py3langid
 
     import newsflow.tasks.extraction  # noqa: F401 - trafilatura, lxml and the text features
 
     py3langid.classify("warm up the language model")
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(1)
 
 
 def extraction_runner(settings: Settings) -> TaskRunner[Any]:
@@ -111,7 +123,9 @@ def _process_pool(workers: int) -> ProcessPoolTaskRunner:
         pool = _pools.get(workers)
         if pool is not None and _usable(pool):
             return pool
-        pool = ProcessPoolTaskRunner(max_workers=workers, initializer=warm_up_worker).__enter__()
+        pool = ProcessPoolTaskRunner(
+            max_workers=workers, initializer=warm_up_worker, initargs=(os.getpid(),)
+        ).__enter__()
         atexit.register(pool.__exit__, None, None, None)
         _spawn_workers(pool, workers)
         _pools[workers] = pool

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,14 +23,15 @@ from newsflow.flows._runners import (
 from newsflow.records import Article, FetchedPage
 from newsflow.settings import Settings
 from newsflow.tasks.extraction import extract_pages
+from tests.conftest import LoopbackSite
 from tests.test_extraction import ENGLISH_PAGE, fetched
 
 #: Seconds a worker process may take to spawn and import the extraction stack.
 SPAWN_DEADLINE_S = 60
 
 
-def extraction_workers() -> set[int]:
-    """Pids of this process's live extraction workers (spawned multiprocessing children)."""
+def children(parent: int, marker: bytes) -> set[int]:
+    """Pids of the live (not zombie) children of ``parent`` whose command line contains ``marker``."""
     pids = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -39,17 +42,29 @@ def extraction_workers() -> set[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"spawn_main" in cmdline:
+        if int(fields[1]) == parent and fields[0] != "Z" and marker in cmdline:
             pids.add(int(entry.name))
     return pids
 
 
-def wait_for_workers(count: int) -> set[int]:
+def extraction_workers(parent: int | None = None) -> set[int]:
+    """Pids of the live extraction workers (spawned multiprocessing children) of ``parent`` (this process)."""
+    return children(os.getpid() if parent is None else parent, b"spawn_main")
+
+
+def wait_for_workers(count: int, parent: int | None = None) -> set[int]:
     deadline = time.monotonic() + SPAWN_DEADLINE_S
-    while len(pids := extraction_workers()) < count:
+    while len(pids := extraction_workers(parent)) < count:
         assert time.monotonic() < deadline, f"only {len(pids)} of {count} extraction workers started"
         time.sleep(0.1)
     return pids
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 @flow
@@ -86,3 +101,28 @@ def test_a_dead_worker_does_not_break_the_next_run(prefect_harness: str, pool_se
     (article,) = extract_once([fetched(ENGLISH_PAGE, "https://example.com/story")], pool_settings)
     assert article.word_count > 100
     assert victim not in extraction_workers()
+
+
+def test_a_killed_ingest_leaves_no_process_behind(site: LoopbackSite, tmp_path: Path) -> None:
+    """SIGKILL to ``newsflow ingest`` alone (not its process group): its extraction workers and the
+    temporary Prefect API it started end with it instead of living on as orphans."""
+    feeds = tmp_path / "feeds.toml"
+    feeds.write_text(f'[[feeds]]\nurl = "{site.url("/_sleep/60")}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "NEWSFLOW_"))}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), NEWSFLOW_EXTRACTION_WORKERS="2")
+    command = [str(Path(sys.executable).parent / "newsflow"), "ingest", "--feeds", str(feeds),
+               "--db", str(tmp_path / "x.ducklake"), "--allow-private-networks"]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        workers = wait_for_workers(2, parent=process.pid)
+        servers = children(process.pid, b"uvicorn")
+        assert servers, "the command started no temporary Prefect API"
+    finally:
+        process.kill()
+        process.wait()
+    deadline = time.monotonic() + 15
+    while (left := {pid for pid in workers | servers if alive(pid)}) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes left running after the command was killed: {sorted(left)}"

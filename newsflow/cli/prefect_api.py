@@ -10,7 +10,10 @@ workers and check their input, and the server package is never imported here.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +32,8 @@ HEALTH_POLL_S = 0.1
 PORT_TAKEN = 3
 #: Seconds the server gets to stop before it is killed.
 STOP_GRACE_S = 5
+#: prctl option: the signal the kernel sends a process when its parent dies (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
 
 
 def _free_port() -> int:
@@ -49,6 +54,22 @@ def _server_command(port: int) -> list[str]:
     ]  # fmt: skip
 
 
+def _die_with_parent() -> None:
+    """In the server process, before it runs: ask Linux to end it when the command that started it dies,
+    so a killed command leaves no server behind (a no-op where prctl is missing)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def _start_server(port: int) -> subprocess.Popen[bytes]:
+    # The command's main thread starts the server and lives as long as the command, so the parent-death
+    # signal (sent when the starting *thread* ends) fires only when the command itself is gone.
+    return subprocess.Popen(_server_command(port), env=_server_environment(), preexec_fn=_die_with_parent)
+
+
 def _server_environment() -> dict[str, str]:
     from prefect.settings import get_current_settings
 
@@ -64,7 +85,7 @@ class _Server:
 
     def __init__(self) -> None:
         self.port = _free_port()
-        self.process = subprocess.Popen(_server_command(self.port), env=_server_environment())
+        self.process = _start_server(self.port)
 
     @property
     def api_url(self) -> str:
@@ -75,7 +96,7 @@ class _Server:
         while time.monotonic() < deadline:
             if self.process.poll() == PORT_TAKEN:  # another process took the port meanwhile
                 self.port = _free_port()
-                self.process = subprocess.Popen(_server_command(self.port), env=_server_environment())
+                self.process = _start_server(self.port)
             elif self.process.poll() is not None:
                 raise PrefectApiError(
                     f"Prefect's temporary API server exited with status {self.process.returncode} while "
