@@ -7,30 +7,41 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from newsflow.records import FeedSchedule, FeedSpec, FeedState, PollResult, PollStatus
+from newsflow.warehouse.arrow import registered
 from newsflow.warehouse.articles import affected
+
+_NEW_FEEDS = pa.schema(
+    [
+        ("url", pa.string()),
+        ("name", pa.string()),
+        ("tags", pa.list_(pa.string())),
+        ("added_at", pa.timestamp("us", "UTC")),
+    ]
+)
 
 
 def add_feeds(con: duckdb.DuckDBPyConnection, feeds: Iterable[FeedSpec], now: datetime) -> int:
     """Register feeds; an already registered URL keeps its state but takes a new name/tags if given.
-    Returns how many URLs were new."""
-    new = 0
-    for feed in feeds:
-        rows = con.execute("SELECT 1 FROM feeds WHERE url = ?", [feed.url]).fetchall()
-        if not rows:
-            con.execute(
-                "INSERT INTO feeds (url, name, tags, added_at) VALUES (?, ?, ?, ?)",
-                [feed.url, feed.name, list(feed.tags), now],
-            )
-            new += 1
-        elif feed.name or feed.tags:
-            con.execute(
-                "UPDATE feeds SET name = coalesce(?, name),"
-                " tags = CASE WHEN len(?) > 0 THEN ? ELSE tags END WHERE url = ?",
-                [feed.name, list(feed.tags), list(feed.tags), feed.url],
-            )
-    return new
+    Returns how many URLs were new. (A URL listed twice counts once, with its first name and tags.)"""
+    unique = {feed.url: feed for feed in reversed(list(feeds))}
+    table = pa.Table.from_pylist(
+        [{"url": f.url, "name": f.name, "tags": list(f.tags), "added_at": now} for f in unique.values()],
+        schema=_NEW_FEEDS,
+    )
+    with registered(con, "new_feeds", table):
+        con.execute(
+            "UPDATE feeds SET name = coalesce(n.name, feeds.name),"
+            " tags = CASE WHEN len(n.tags) > 0 THEN n.tags ELSE feeds.tags END"
+            " FROM new_feeds n WHERE feeds.url = n.url AND (n.name IS NOT NULL OR len(n.tags) > 0)"
+        )
+        return affected(
+            con,
+            "INSERT INTO feeds (url, name, tags, added_at) SELECT url, name, tags, added_at FROM new_feeds"
+            " WHERE url NOT IN (SELECT url FROM feeds)",
+        )
 
 
 def remove_feed(con: duckdb.DuckDBPyConnection, url: str) -> bool:
@@ -75,42 +86,41 @@ def list_feeds(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
+_VALIDATORS = pa.schema([("url", pa.string()), ("etag", pa.string()), ("last_modified", pa.string())])
+
+
 def save_validators(con: duckdb.DuckDBPyConnection, polls: Iterable[PollResult]) -> None:
     """Store each poll's ETag / Last-Modified on its feed (after the poll's entries are stored)."""
-    for poll in polls:
+    rows = [{"url": p.feed_url, "etag": p.etag, "last_modified": p.last_modified} for p in polls]
+    with registered(con, "validators", pa.Table.from_pylist(rows, schema=_VALIDATORS)):
         con.execute(
-            "UPDATE feeds SET etag = ?, last_modified = ? WHERE url = ?",
-            [poll.etag, poll.last_modified, poll.feed_url],
+            "UPDATE feeds SET etag = v.etag, last_modified = v.last_modified FROM validators v"
+            " WHERE feeds.url = v.url"
         )
+
+
+_POLL_STATES = pa.schema(
+    [
+        ("url", pa.string()), ("ok", pa.bool_()), ("etag", pa.string()), ("last_modified", pa.string()),
+        ("title", pa.string()), ("at", pa.timestamp("us", "UTC")), ("status", pa.string()),
+        ("error", pa.string()), ("next_at", pa.timestamp("us", "UTC")), ("interval", pa.int32()),
+        ("paused", pa.bool_()), ("paused_reason", pa.string()),
+    ]
+)  # fmt: skip
 
 
 def update_feed_states(
     con: duckdb.DuckDBPyConnection, polls: Iterable[PollResult], schedules: Mapping[str, FeedSchedule]
 ) -> None:
     """Record each poll's outcome on its feed: validators after every response that had them, the error
-    streak, and when to poll next (``schedules`` by feed URL)."""
+    streak, and when to poll next (``schedules`` by feed URL). One statement for all the polls."""
+    rows = []
     for poll in polls:
-        ok = poll.status is not PollStatus.ERROR
         plan = schedules.get(poll.feed_url)
-        con.execute(
-            """
-            UPDATE feeds SET
-                etag = CASE WHEN $ok THEN $etag ELSE etag END,
-                last_modified = CASE WHEN $ok THEN $last_modified ELSE last_modified END,
-                title = coalesce($title, title),
-                last_polled_at = $at,
-                last_success_at = CASE WHEN $ok THEN $at ELSE last_success_at END,
-                last_status = $status,
-                last_error = CASE WHEN $ok THEN NULL ELSE $error END,
-                error_streak = CASE WHEN $ok THEN 0 ELSE error_streak + 1 END,
-                next_poll_at = coalesce($next_at, next_poll_at),
-                poll_interval_s = coalesce($interval, poll_interval_s),
-                paused = coalesce($paused, paused),
-                paused_reason = CASE WHEN $paused THEN $paused_reason ELSE paused_reason END
-            WHERE url = $url
-            """,
+        rows.append(
             {
-                "ok": ok,
+                "url": poll.feed_url,
+                "ok": poll.status is not PollStatus.ERROR,
                 "etag": poll.etag,
                 "last_modified": poll.last_modified,
                 "title": poll.feed_title,
@@ -121,8 +131,27 @@ def update_feed_states(
                 "interval": plan.poll_interval_s if plan else None,
                 "paused": plan.paused if plan else None,
                 "paused_reason": plan.paused_reason if plan else None,
-                "url": poll.feed_url,
-            },
+            }
+        )
+    with registered(con, "poll_states", pa.Table.from_pylist(rows, schema=_POLL_STATES)):
+        con.execute(
+            """
+            UPDATE feeds SET
+                etag = CASE WHEN p.ok THEN p.etag ELSE feeds.etag END,
+                last_modified = CASE WHEN p.ok THEN p.last_modified ELSE feeds.last_modified END,
+                title = coalesce(p.title, feeds.title),
+                last_polled_at = p.at,
+                last_success_at = CASE WHEN p.ok THEN p.at ELSE feeds.last_success_at END,
+                last_status = p.status,
+                last_error = CASE WHEN p.ok THEN NULL ELSE p.error END,
+                error_streak = CASE WHEN p.ok THEN 0 ELSE feeds.error_streak + 1 END,
+                next_poll_at = coalesce(p.next_at, feeds.next_poll_at),
+                poll_interval_s = coalesce(p.interval, feeds.poll_interval_s),
+                paused = coalesce(p.paused, feeds.paused),
+                paused_reason = CASE WHEN p.paused THEN p.paused_reason ELSE feeds.paused_reason END
+            FROM poll_states p
+            WHERE feeds.url = p.url
+            """
         )
 
 

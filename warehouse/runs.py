@@ -9,8 +9,10 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from newsflow.records import PollResult, RunStory, StoryLink
+from newsflow.warehouse.arrow import registered
 
 #: The error of a run row closed as 'crashed'.
 CRASHED = "the run stopped without closing its row (its process or machine died); a later run took its lock"
@@ -77,27 +79,30 @@ def record_polls(
 ) -> None:
     """One row per poll, with how many of its entries were new."""
     rows = [
-        (
-            str(uuid.uuid4()),
-            run_id,
-            p.feed_url,
-            p.started_at,
-            p.duration_ms,
-            p.status.value,
-            p.http_status,
-            p.error_kind,
-            p.error_message,
-            p.bozo,
-            p.bozo_reason,
-            len(p.entries),
-            new_entries.get(p.feed_url, 0),
-            p.bytes_received,
-            p.retry_after,
-        )
+        {
+            "poll_id": str(uuid.uuid4()), "run_id": run_id, "feed_url": p.feed_url,
+            "started_at": p.started_at, "duration_ms": p.duration_ms, "status": p.status.value,
+            "http_status": p.http_status, "error_kind": p.error_kind, "error_message": p.error_message,
+            "bozo": p.bozo, "bozo_reason": p.bozo_reason, "entries_seen": len(p.entries),
+            "new_entries": new_entries.get(p.feed_url, 0), "bytes_received": p.bytes_received,
+            "retry_after": p.retry_after,
+        }
         for p in polls
-    ]
+    ]  # fmt: skip
     if rows:
-        con.executemany("INSERT INTO polls VALUES (" + ", ".join(["?"] * 15) + ")", rows)
+        with registered(con, "new_polls", pa.Table.from_pylist(rows, schema=_POLLS)):
+            con.execute(f"INSERT INTO polls ({', '.join(_POLLS.names)}) SELECT * FROM new_polls")
+
+
+_POLLS = pa.schema(
+    [
+        ("poll_id", pa.string()), ("run_id", pa.string()), ("feed_url", pa.string()),
+        ("started_at", pa.timestamp("us", "UTC")), ("duration_ms", pa.int32()), ("status", pa.string()),
+        ("http_status", pa.int32()), ("error_kind", pa.string()), ("error_message", pa.string()),
+        ("bozo", pa.bool_()), ("bozo_reason", pa.string()), ("entries_seen", pa.int32()),
+        ("new_entries", pa.int32()), ("bytes_received", pa.int64()), ("retry_after", pa.float64()),
+    ]
+)  # fmt: skip
 
 
 def run_stories(

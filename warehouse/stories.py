@@ -25,6 +25,7 @@ from newsflow.records import (
     StoryAssignment,
     StoryRow,
 )
+from newsflow.warehouse.arrow import registered as _registered
 from newsflow.warehouse.articles import affected
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -106,19 +107,6 @@ class GroupingRow:
     dup_score: float | None
     counted: bool  # its terms are in term_stats already
     signed: bool  # it has a MinHash signature (articles stored before migration 0003 have none)
-
-
-class _registered:  # noqa: N801 - used like a function: `with _registered(...)`
-    """Registers an Arrow table under a fixed name for the duration of a ``with`` block."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
-        self._con, self._name, self._table = con, name, table
-
-    def __enter__(self) -> None:
-        self._con.register(self._name, self._table)
-
-    def __exit__(self, *exc: object) -> None:
-        self._con.unregister(self._name)
 
 
 # ---- near-duplicates ------------------------------------------------------------------------------------
