@@ -109,6 +109,7 @@ def poll_figures(
         f"{label}_flow_timings": summary.get("timings"),
         f"{label}_peak_pss_mb": round(run.peak_pss_mb, 1),
         f"{label}_peak_rss_mb": round(run.peak_rss_mb, 1),
+        f"{label}_peak_rss_by_process_mb": run.peak_rss_by_process_mb,
         f"{label}_cpu_s_by_process": run.cpu_s_by_kind,
         f"{label}_stderr_tail": run.stderr_tail if run.returncode else "",
     }
@@ -137,6 +138,10 @@ def build_metrics(r: dict[str, Any]) -> list[Metric]:
                 for kind, seconds in r[f"{label}_cpu_s_by_process"].items()
             ),
             Metric(f"{title}: peak RSS MB", r[f"{label}_peak_rss_mb"]),
+            *(
+                Metric(f"{title}:   peak RSS MB: {process}", mb)
+                for process, mb in r[f"{label}_peak_rss_by_process_mb"].items()
+            ),
         ]
         if label == "first":
             rows += [

@@ -1,8 +1,9 @@
 """The swappable task runner for CPU-heavy stages (extraction): a local process pool or a Dask cluster.
 
-The local pool is started once per process and kept: its workers import trafilatura, Prefect's task
-engine and the language model once (about 3 s of CPU each), and :func:`warm_extraction_pool` lets the CLI
-start them while Prefect's temporary API server is still booting, off the run's critical path.
+The local pool is started once per process, when the first run has pages to extract, and kept: its workers
+import trafilatura, Prefect's task engine and the language model once (about 3 s of CPU each) and start
+while the run fetches its first batch; later runs in the same process (tests, notebooks, a long-lived
+flow process) reuse them.
 """
 
 from __future__ import annotations
@@ -104,12 +105,6 @@ def api_shared_with_workers() -> Iterator[None]:
         return
     with temporary_settings(updates={PREFECT_API_URL: str(context.client.api_url)}):
         yield
-
-
-def warm_extraction_pool(settings: Settings) -> None:
-    """Start the local extraction processes now, if that is the configured runner (idempotent)."""
-    if settings.extraction_runner == "process":
-        _process_pool(settings.extraction_workers)
 
 
 _pools: dict[int, ProcessPoolTaskRunner] = {}

@@ -1,5 +1,5 @@
-"""The local extraction pool: started once per process (before the first run when asked), reused by
-every run, and made anew when one of its workers has died."""
+"""The local extraction pool: started once per process by the first run with pages to extract, reused
+by every later run, made anew when one of its workers has died, and gone with the process that started it."""
 
 from __future__ import annotations
 
@@ -14,16 +14,12 @@ from typing import Any
 import pytest
 from prefect import flow
 
-from newsflow.flows._runners import (
-    api_shared_with_workers,
-    extraction_runner,
-    unwalked,
-    warm_extraction_pool,
-)
+from newsflow.flows._runners import api_shared_with_workers, extraction_runner, unwalked
 from newsflow.records import Article, FetchedPage
 from newsflow.settings import Settings
 from newsflow.tasks.extraction import extract_pages
 from tests.conftest import LoopbackSite
+from tests.feedbuild import Item, write_feed
 from tests.test_extraction import ENGLISH_PAGE, fetched
 
 #: Seconds a worker process may take to spawn and import the extraction stack.
@@ -80,20 +76,18 @@ def pool_settings(settings: Any) -> Settings:
     return settings.model_copy(update={"extraction_workers": 2})  # type: ignore[no-any-return]
 
 
-def test_workers_start_before_the_run_and_serve_every_run(
-    prefect_harness: str, pool_settings: Settings
-) -> None:
-    warm_extraction_pool(pool_settings)
-    started = wait_for_workers(2)
+def test_the_workers_of_the_first_run_serve_every_run(prefect_harness: str, pool_settings: Settings) -> None:
     page = fetched(ENGLISH_PAGE, "https://example.com/story")
+    extract_once([page], pool_settings)
+    started = wait_for_workers(2)
     for _ in range(2):
         (article,) = extract_once([page], pool_settings)
         assert article.word_count > 100
-    assert extraction_workers() == started  # no process was started for either run
+    assert extraction_workers() == started  # no process was started for the later runs
 
 
 def test_a_dead_worker_does_not_break_the_next_run(prefect_harness: str, pool_settings: Settings) -> None:
-    warm_extraction_pool(pool_settings)
+    extract_once([fetched(ENGLISH_PAGE, "https://example.com/story")], pool_settings)
     victim = min(wait_for_workers(2))
     os.kill(victim, signal.SIGKILL)
     # The pool notices the death on its own manager thread; give it that moment, as a real run would have.
@@ -106,8 +100,12 @@ def test_a_dead_worker_does_not_break_the_next_run(prefect_harness: str, pool_se
 def test_a_killed_ingest_leaves_no_process_behind(site: LoopbackSite, tmp_path: Path) -> None:
     """SIGKILL to ``newsflow ingest`` alone (not its process group): its extraction workers and the
     temporary Prefect API it started end with it instead of living on as orphans."""
+    # One entry whose page takes a minute to answer: the run has started its workers and waits on it.
+    write_feed(
+        site.root / "killed" / "feed.xml", "Slow", [Item("Slow page", site.url("/_sleep/60"), guid="s")]
+    )
     feeds = tmp_path / "feeds.toml"
-    feeds.write_text(f'[[feeds]]\nurl = "{site.url("/_sleep/60")}"\n')
+    feeds.write_text(f'[[feeds]]\nurl = "{site.url("/site/killed/feed.xml")}"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "NEWSFLOW_"))}
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), NEWSFLOW_EXTRACTION_WORKERS="2")
     command = [str(Path(sys.executable).parent / "newsflow"), "ingest", "--feeds", str(feeds),

@@ -75,11 +75,9 @@ def ingest(
 
     with prefect_api() as api_ready:  # Prefect's API boots while the rest loads
         from newsflow.cli.display import progress_bars, render_json, summary_table
-        from newsflow.flows._runners import warm_extraction_pool
         from newsflow.flows.ingest import ingest as ingest_flow
         from newsflow.progress import reporting_to
 
-        warm_extraction_pool(settings)
         api_ready()
         with progress_bars(enabled=not as_json and sys.stderr.isatty()) as reporter, reporting_to(reporter):
             summary = ingest_flow(
@@ -133,7 +131,6 @@ def backfill(
     settings = load_settings(db=db)
     from newsflow.cli.display import backfill_summary, progress_bars, render_json
     from newsflow.cli.prefect_api import prefect_api
-    from newsflow.flows._runners import warm_extraction_pool
     from newsflow.flows.backfill import Source, validate_request
     from newsflow.flows.backfill import backfill as backfill_flow
     from newsflow.progress import reporting_to
@@ -141,7 +138,6 @@ def backfill(
     chosen = cast("list[Source]", list(sources)) or None
     validate_request(since.date(), until.date(), chosen, chunk_days)
     with prefect_api() as api_ready:
-        warm_extraction_pool(settings)  # its workers start while Prefect's API boots
         api_ready()
         with progress_bars(enabled=not as_json and sys.stderr.isatty()) as reporter, reporting_to(reporter):
             summary = backfill_flow(
