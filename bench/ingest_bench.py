@@ -275,10 +275,12 @@ def ingest_env(prefect_home: Path) -> dict[str, str]:
     return env
 
 
-def run_ingest(feeds_toml: Path, db: Path, prefect_home: Path, workdir: Path) -> IngestRun:
+def run_ingest(
+    feeds_toml: Path, db: Path, prefect_home: Path, workdir: Path, newsflow: Path = NEWSFLOW
+) -> IngestRun:
     """Run ``newsflow ingest --json`` and measure its wall time and process-tree peak RSS."""
     cmd = [
-        str(NEWSFLOW),
+        str(newsflow),
         "ingest",
         "--feeds",
         str(feeds_toml),
@@ -621,6 +623,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="JSON results file [bench/results/ingest.json]",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (its path is printed)")
+    parser.add_argument(
+        "--newsflow",
+        type=Path,
+        default=NEWSFLOW,
+        help="the newsflow command to measure, e.g. another checkout's venv for a before/after [this venv's]",
+    )
     return parser.parse_args(argv)
 
 
@@ -644,12 +652,12 @@ def run_benchmark(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     with loopback_site(pages_dir, feeds_dir) as (base, _server):
         write_feeds(pages, args.feeds, feeds_dir, base, feeds_toml)
         print(f"serving at {base}; cold ingest ...", flush=True)
-        cold = run_ingest(feeds_toml, db, prefect_home, tmp)
+        cold = run_ingest(feeds_toml, db, prefect_home, tmp, args.newsflow)
         _check_ingest("cold", cold)
         cold_log = server_log(base)
         reset_server_log(base)
         print(f"cold ingest: {cold.wall_s:.1f} s; second ingest ...", flush=True)
-        warm = run_ingest(feeds_toml, db, prefect_home, tmp)
+        warm = run_ingest(feeds_toml, db, prefect_home, tmp, args.newsflow)
         _check_ingest("second", warm)
         warm_log = server_log(base)
     print("trafilatura-only limit ...", flush=True)
@@ -663,7 +671,7 @@ def run_benchmark(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     e2e = _ratio(stored, cold.wall_s)
     flow_total = (summary.get("timings") or {}).get("total_s")
     return {
-        "command": f"{NEWSFLOW} ingest --feeds FEEDS.toml --db FRESH.duckdb --allow-private-networks --json",
+        "command": f"{args.newsflow} ingest --feeds FEEDS.toml --db FRESH.ducklake --allow-private-networks",
         "pages_served": sum(1 for e in cold_log if str(e["path"]).startswith("/pages/")),
         "pages_distinct": distinct,
         "feeds": args.feeds,
