@@ -37,9 +37,9 @@ def unwalked(value: T) -> T:
     """``value`` passed to a task without Prefect walking it.
 
     Prefect visits every object inside a task's arguments twice (to find upstream futures and to resolve
-    them): for a batch of 100 articles, each with its term counts, that walk cost more CPU than storing
-    the batch (8 s of 25 s in the flow process of a 1,000-article ingest). Batches hold no futures, so
-    they are quoted; the task receives the value itself.
+    them): for batches of 100 articles, each with its term counts, that walk was a quarter of the flow
+    process's profile samples in a 1,000-article ingest. Batches hold no futures, so they are quoted; the
+    task receives the value itself.
     """
     return cast(T, quote(value))
 
@@ -112,12 +112,15 @@ _pools_lock = threading.Lock()
 
 
 def _process_pool(workers: int) -> ProcessPoolTaskRunner:
-    """The started process pool of ``workers`` processes of this process, made (and warmed) on first use,
-    and made anew if a worker died and broke it."""
+    """This process's started pool of ``workers`` processes, made on first use (its workers spawn at
+    once), and made anew if a worker died and broke it."""
     with _pools_lock:
         pool = _pools.get(workers)
         if pool is not None and _usable(pool):
             return pool
+        if pool is not None:  # broken: release its queue and forwarding thread before replacing it
+            atexit.unregister(pool.__exit__)
+            pool.__exit__(None, None, None)
         pool = ProcessPoolTaskRunner(
             max_workers=workers, initializer=warm_up_worker, initargs=(os.getpid(),)
         ).__enter__()

@@ -4,8 +4,8 @@ Without a configured ``PREFECT_API_URL``, Prefect starts a temporary local serve
 it imports its whole server package into the calling process (2.2 s of CPU here, spent only to spawn a
 subprocess), then waits for the server to boot (4-8 s) with nothing else to do. The commands that run
 flows start that same server (the same uvicorn command, environment and health check as Prefect's
-``SubprocessASGIServer``) before their own imports, so it boots while they load, warm the extraction
-workers and check their input, and the server package is never imported here.
+``SubprocessASGIServer``) before their own imports, so it boots while they load, and the server package
+is never imported here.
 """
 
 from __future__ import annotations
