@@ -243,14 +243,16 @@ class StoryAssignment:
     days_apart: float = 0.0
     best_other: str | None = None
     shared_terms: tuple[str, ...] = ()
+    #: The article's mean score against the story's members (average linkage; see ``StoryConfig``).
+    member_similarity: float = 0.0
 
     def explain(self) -> str:
         """One line a user can read."""
         shared = ", ".join(self.shared_terms)
         return (
             f"{self.reason}: score {self.score:.3f} (terms {self.term_similarity:.3f}, entities "
-            f"{self.entity_similarity:.3f}, {self.days_apart:.1f} days apart) vs {self.best_other}"
-            + (f"; shared: {shared}" if shared else "")
+            f"{self.entity_similarity:.3f}, {self.days_apart:.1f} days apart; members' mean "
+            f"{self.member_similarity:.3f}) vs {self.best_other}" + (f"; shared: {shared}" if shared else "")
         )
 
 

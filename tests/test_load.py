@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from newsflow.cli import main
+from newsflow.stories import DEFAULT_CONFIG
 from tests.lake import reader, writer
 from tests.test_stories import STORY, _amazon
 
@@ -198,6 +199,14 @@ def test_stories_and_story_commands_show_the_story(amazon_db: Path) -> None:
     ]
     table = runner.invoke(main, ["story", stories[0]["story_id"], "--db", str(amazon_db)])
     assert "5 articles (5 originals) from 5 outlets" in table.stdout and "joined" in table.stdout
+    why = runner.invoke(
+        main, ["story", stories[0]["story_id"], "--why", "-f", "json", "--db", str(amazon_db)]
+    )
+    joined = [a["why"] for a in json.loads(why.stdout)["articles"] if a["why"]["decision"] == "joined"]
+    assert len(joined) == 4
+    assert all(j["member_similarity"] >= DEFAULT_CONFIG.member_link for j in joined)
+    why_table = runner.invoke(main, ["story", stories[0]["story_id"], "--why", "--db", str(amazon_db)])
+    assert why_table.stdout.count("mean score against its members 0.") == 5  # 4 joined, and the founder's
     missing = runner.invoke(main, ["story", "s_nope", "--db", str(amazon_db)])
     assert missing.exit_code == 1 and missing.stderr.startswith("Error: no story 's_nope'")
     bad = runner.invoke(main, ["stories", "--since", "yesterday", "--db", str(amazon_db)])

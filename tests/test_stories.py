@@ -5,9 +5,11 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from newsflow import stories
+from newsflow.records import StoryAssignment
 from newsflow.stories import StoryArticle
 from tests.conftest import shared
 
@@ -93,21 +95,45 @@ def test_state_round_trips_through_rows_and_gives_the_same_decision() -> None:
     ]
 
 
-def test_similar_events_with_other_actors_stay_apart() -> None:
-    """ECB+ topic 1: Tara Reid enters rehab (2008) vs Lindsay Lohan (2013), given the same date here."""
+def _ecb_topic(
+    topic: int, config: stories.StoryConfig = stories.DEFAULT_CONFIG
+) -> tuple[list[StoryAssignment], dict[str, str]]:
+    """One ECB+ topic (two events of one kind) grouped in one batch, every document given the same date:
+    the decisions and each document's gold event."""
     path = shared("ecbplus-event-clusters/documents.jsonl.gz")
     with gzip.open(path, "rt", encoding="utf-8") as lines:
-        docs = [d for d in map(json.loads, lines) if d["topic"] == 1]
+        docs = [d for d in map(json.loads, lines) if d["topic"] == topic]
     when = datetime(2020, 1, 1, tzinfo=UTC)
-    grouper = stories.StoryGrouper()
-    decisions = grouper.add_batch([StoryArticle(d["doc_id"], d["text"], None, when, None) for d in docs])
-    gold = {d["doc_id"]: d["cluster_id"] for d in docs}
-    mixed = {
-        sid
-        for sid in {d.story_id for d in decisions}
-        if len({gold[d.article_id] for d in decisions if d.story_id == sid}) > 1
-    }
-    assert mixed == set(), "Tara Reid's and Lindsay Lohan's rehab stories must not share a story"
+    decisions = stories.StoryGrouper(config).add_batch(
+        [StoryArticle(d["doc_id"], d["text"], None, when, None) for d in docs]
+    )
+    return decisions, {d["doc_id"]: d["cluster_id"] for d in docs}
+
+
+def _mixed_stories(decisions: list[StoryAssignment], gold: dict[str, str]) -> set[str]:
+    events: dict[str, set[str]] = {}
+    for d in decisions:
+        events.setdefault(d.story_id, set()).add(gold[d.article_id])
+    return {sid for sid, golds in events.items() if len(golds) > 1}
+
+
+def test_similar_events_with_other_actors_stay_apart() -> None:
+    """ECB+ topic 1: Tara Reid enters rehab (2008) vs Lindsay Lohan (2013), given the same date here."""
+    decisions, gold = _ecb_topic(1)
+    assert _mixed_stories(decisions, gold) == set(), "Tara Reid's and Lindsay Lohan's rehab stories merged"
+
+
+def test_twin_events_stay_apart_when_only_members_tell_them_apart() -> None:
+    """ECB+ topic 20: two earthquakes on Iran's Qeshm island (2005 and 2008), given one date here, with the
+    same places and agencies. The sums of a story that took one bridging report come close to both; the
+    members of each quake's story do not (average linkage)."""
+    decisions, gold = _ecb_topic(20)
+    assert _mixed_stories(decisions, gold) == set(), "the 2005 and 2008 Qeshm quakes share a story"
+    joined = [d for d in decisions if d.reason == stories.REASON_JOINED]
+    assert len(joined) >= 8
+    assert all(d.member_similarity >= stories.DEFAULT_CONFIG.member_link for d in joined)
+    centroid_only, _ = _ecb_topic(20, replace(stories.DEFAULT_CONFIG, member_link=0.0))
+    assert _mixed_stories(centroid_only, gold), "the case no longer needs average linkage: pick another"
 
 
 def test_names_survive_title_case_capitals_tickers_and_company_suffixes() -> None:

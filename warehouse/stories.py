@@ -66,6 +66,7 @@ _DECISION_SCHEMA = pa.schema(
         ("days_apart", pa.float64()),
         ("best_other", pa.string()),
         ("shared_terms", pa.list_(pa.string())),
+        ("member_similarity", pa.float64()),
         ("decided_at", _TS),
     ]
 )
@@ -584,7 +585,7 @@ def members_of(con: duckdb.DuckDBPyConnection, story_ids: Collection[str]) -> di
         SELECT a.story_id, a.article_id, a.site, coalesce(a.published_at, a.first_seen_at) AS published,
                a.published_at IS NOT NULL AS dated, a.title, a.url, a.duplicate_of, a.dup_reason, a.dup_score,
                d.reason, d.score, d.best_other, d.term_similarity, d.entity_similarity, d.days_apart,
-               d.shared_terms
+               d.shared_terms, d.member_similarity
         FROM articles a LEFT JOIN story_decisions d USING (article_id)
         WHERE a.story_id IN (SELECT unnest($ids::VARCHAR[]))
         ORDER BY a.story_id, published, a.first_seen_at, a.article_id

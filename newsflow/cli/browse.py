@@ -130,6 +130,7 @@ def explain(member: dict[str, Any], texts: dict[str, str]) -> dict[str, Any]:
         out |= {
             "term_similarity": member["term_similarity"],
             "entity_similarity": member["entity_similarity"],
+            "member_similarity": member["member_similarity"],
             "days_apart": days,
             "time_factor": round(stories.time_factor(days), 3),
             "shared_names": list(member["shared_terms"] or []),
@@ -169,6 +170,11 @@ def _why_lines(member: dict[str, Any]) -> str:
             f" x time "
             f"{why['time_factor']:.2f} ({why['days_apart']:.1f} days apart)"
         )
+        if why["member_similarity"] is not None:  # decisions before version 10 did not record it
+            lines.append(
+                f"  mean score against its members {why['member_similarity']:.3f}"
+                f" (joining also needs {config.member_link} or more)"
+            )
         lines.append(f"  shared names: {', '.join(why['shared_names']) or '(none)'}")
     elif why["decision"]:
         lines.append(f"  {why['decision']}" + (f" {why['score']:.3f}" if why["score"] is not None else ""))

@@ -7,7 +7,9 @@ against every story active within ``window_days`` of its publication date:
 
     score = (term_weight * cos(terms) + entity_weight * cos(entities)) * time_factor
 
-and joins the best story if the score reaches ``threshold``; otherwise it starts a story. Entities carry
+and joins the best story if the score reaches ``threshold`` (more for a cohesive story) and its mean score
+against the story's members reaches ``member_link`` (average linkage, read off the story's summed vectors);
+otherwise it starts a story. Entities carry
 much of the score so that similar events with different actors (HP buying EDS vs HP buying EYP, two
 celebrities entering rehab) stay apart even when their vocabulary is the same.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
+from typing import NamedTuple
 
 from newsflow.records import DocFreqRow, StoryAssignment
 from newsflow.stories.model import (
@@ -35,7 +38,15 @@ from newsflow.stories.model import (
     StoryArticle,
     StoryConfig,
 )
-from newsflow.stories.scoring import days_apart, is_active, norm, required_score, score, time_weight
+from newsflow.stories.scoring import (
+    days_apart,
+    is_active,
+    member_mean,
+    norm,
+    required_score,
+    score,
+    time_weight,
+)
 from newsflow.stories.state import add_to_story, new_story
 from newsflow.stories.tokens import article_counts, weigh
 
@@ -108,7 +119,7 @@ def assign_batch(
         increments.update(distinct)
     increments[DOCS_KEY] = len(articles)
     vectors = vectors if vectors is not None else article_vectors(counts, df, config)
-    pool = _Pool(stories, candidates)
+    pool = _Pool(stories, candidates, config)
     touched: dict[str, Story] = {}
     decisions: list[StoryAssignment] = []
     for i in sorted(range(len(articles)), key=lambda i: articles[i].published_at):
@@ -121,6 +132,14 @@ def assign_batch(
     return BatchResult(decisions, list(touched.values()), [DocFreqRow(t, n) for t, n in increments.items()])
 
 
+class _Fit(NamedTuple):
+    """An article against one story: term and entity cosines with its sums, mean score against its members."""
+
+    terms: float
+    entities: float
+    members: float
+
+
 class _Pool:
     """The stories an article may join, scored by sparse dot products.
 
@@ -130,7 +149,13 @@ class _Pool:
     latest state, for their article only, so a batch does not pay to index thousands of stored centroids.
     """
 
-    def __init__(self, stories: Iterable[Story], candidates: Mapping[str, Collection[str]] | None) -> None:
+    def __init__(
+        self,
+        stories: Iterable[Story],
+        candidates: Mapping[str, Collection[str]] | None,
+        config: StoryConfig = DEFAULT_CONFIG,
+    ) -> None:
+        self._config = config
         self.stories: dict[str, Story] = {}
         self._candidates = candidates
         self._norms: dict[str, tuple[float, float]] = {}
@@ -159,8 +184,8 @@ class _Pool:
             for term in vector:
                 self._postings.setdefault((kind, term), set()).add(story.story_id)
 
-    def similarities(self, article_id: str, vectors: ArticleVectors) -> dict[str, tuple[float, float]]:
-        """(term cosine, entity cosine) with every story the article may join."""
+    def similarities(self, article_id: str, vectors: ArticleVectors) -> dict[str, _Fit]:
+        """How the article fits every story it may join."""
         dots: dict[str, list[float]] = {}
         for slot, kind, unit in ((0, "t", vectors.terms), (1, "e", vectors.entities)):
             for term, weight in unit.items():
@@ -178,9 +203,10 @@ class _Pool:
         out = {}
         for story_id, (term_dot, entity_dot) in dots.items():
             term_norm, entity_norm = self._norms[story_id]
-            out[story_id] = (
+            out[story_id] = _Fit(
                 term_dot / term_norm if term_norm else 0.0,
                 entity_dot / entity_norm if entity_norm else 0.0,
+                member_mean(term_dot, entity_dot, self.stories[story_id], self._config),
             )
         return out
 
@@ -190,13 +216,18 @@ def _decide(
 ) -> tuple[StoryAssignment, Story]:
     when = article.when
     totals: list[tuple[float, str]] = []
-    for story_id, (term_sim, entity_sim) in pool.similarities(article.article_id, vectors).items():
+    linked: set[str] = set()
+    for story_id, fit in pool.similarities(article.article_id, vectors).items():
         story = pool.stories[story_id]
         if is_active(story, when, config):
-            raw = config.term_weight * term_sim + config.entity_weight * entity_sim
+            raw = config.term_weight * fit.terms + config.entity_weight * fit.entities
             totals.append((raw * time_weight(when, story, config), story_id))
+            if fit.members >= config.member_link:
+                linked.add(story_id)
     totals.sort(key=lambda pair: (-pair[0], pair[1]))
-    eligible = [sid for total, sid in totals if total >= required_score(pool.stories[sid], config)]
+    eligible = [
+        sid for total, sid in totals if total >= required_score(pool.stories[sid], config) and sid in linked
+    ]
     if eligible:
         best = score(vectors, when, pool.stories[eligible[0]], config)
         story = add_to_story(pool.stories[eligible[0]], article, vectors, best.score, config)

@@ -37,6 +37,10 @@ class StoryConfig:
     #: ``cohesion`` times the mean score its members joined with (keeps a tight event from absorbing a
     #: similar one with other actors).
     cohesion: float = 0.5
+    #: Average linkage: the article's mean score (``term_weight`` x terms + ``entity_weight`` x names, no
+    #: time factor) against the story's members must reach this too. A story that grew broad (its sums
+    #: cover two close events) then takes only articles close to its members, not to the mix of them.
+    member_link: float = 0.15
     title_repeat: int = 2
     #: The first words of the body (the lead: who did what) count ``lead_repeat`` times.
     lead_words: int = 50

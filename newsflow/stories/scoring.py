@@ -15,13 +15,28 @@ def norm(vector: Mapping[str, float]) -> float:
     return math.sqrt(sum(w * w for w in vector.values()))
 
 
+def dot(vector: Mapping[str, float], other: Mapping[str, float]) -> float:
+    """Dot product of two sparse vectors."""
+    small, big = (vector, other) if len(vector) <= len(other) else (other, vector)
+    return sum(w * big.get(t, 0.0) for t, w in small.items())
+
+
 def cosine(unit: Mapping[str, float], other: Mapping[str, float]) -> float:
     """Cosine of a unit vector with any vector (0 when either is empty)."""
     length = norm(other)
     if not unit or length == 0.0:
         return 0.0
-    small, big = (unit, other) if len(unit) <= len(other) else (other, unit)
-    return sum(w * big.get(t, 0.0) for t, w in small.items()) / length
+    return dot(unit, other) / length
+
+
+def member_mean(
+    term_dot: float, entity_dot: float, story: Story, config: StoryConfig = DEFAULT_CONFIG
+) -> float:
+    """Average linkage: an article's mean score against the story's members, time aside. A story's vectors
+    are the sums of its members' unit vectors, so the mean of the dot products is the dot product with
+    the sums over the member count; no member is read again (the sums are pruned to the heaviest terms,
+    so it is a close lower estimate)."""
+    return (config.term_weight * term_dot + config.entity_weight * entity_dot) / max(story.article_count, 1)
 
 
 def days_apart(when: datetime | None, story: Story) -> float:
@@ -52,8 +67,10 @@ def score(
     vectors: ArticleVectors, when: datetime | None, story: Story, config: StoryConfig = DEFAULT_CONFIG
 ) -> StoryAssignment:
     """How well an article fits a story (the assignment it would get if it joined)."""
-    term_sim = cosine(vectors.terms, story.terms)
-    entity_sim = cosine(vectors.entities, story.entities)
+    term_dot, entity_dot = dot(vectors.terms, story.terms), dot(vectors.entities, story.entities)
+    term_norm, entity_norm = norm(story.terms), norm(story.entities)
+    term_sim = term_dot / term_norm if term_norm and vectors.terms else 0.0
+    entity_sim = entity_dot / entity_norm if entity_norm and vectors.entities else 0.0
     days = days_apart(when, story)
     total = (config.term_weight * term_sim + config.entity_weight * entity_sim) * time_weight(
         when, story, config
@@ -72,6 +89,7 @@ def score(
         days_apart=round(days, 2),
         best_other=story.story_id,
         shared_terms=tuple(shared),
+        member_similarity=round(member_mean(term_dot, entity_dot, story, config), 4),
     )
 
 
