@@ -18,7 +18,7 @@ import zstandard
 from lxml import etree
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from trafilatura.settings import Document
+from trafilatura.settings import Document, set_date_params
 
 from newsflow.clock import parse_iso_utc
 from newsflow.net.urls import canonical_url, same_site, site_of
@@ -55,8 +55,13 @@ class _LastMessage(logging.Handler):
         self.message = record.getMessage()
 
 
-def extract_html(html: bytes, url: str | None) -> Extraction:
-    """Run trafilatura (with metadata, without its process-global dedupe cache) on one page."""
+def extract_html(html: bytes, url: str | None, *, date_from_text: bool = True) -> Extraction:
+    """Run trafilatura (with metadata, without its process-global dedupe cache) on one page.
+
+    Without ``date_from_text`` the page's date comes from its markup only (meta tags, JSON-LD, time
+    elements, URL): htmldate's extensive search of the page's text is skipped. That search is the slowest
+    part of the metadata, and what only it finds is a guess (a year alone, read as 1 January; a date in a
+    sidebar)."""
     if not html.strip():
         return Extraction(None, "empty_page")
     if (tags := html.count(b"<")) > MAX_PAGE_TAGS:
@@ -67,7 +72,12 @@ def extract_html(html: bytes, url: str | None) -> Extraction:
     trafilatura_logger.propagate = False  # its complaints become our recorded reason, not log noise
     try:
         document = trafilatura.bare_extraction(
-            html, url=url, with_metadata=True, include_comments=False, deduplicate=False
+            html,
+            url=url,
+            with_metadata=True,
+            include_comments=False,
+            deduplicate=False,
+            date_extraction_params=None if date_from_text else set_date_params(extensive=False),
         )
     except Exception as exc:  # noqa: BLE001 - a broken page must not fail its batch
         return Extraction(None, f"extractor_error: {type(exc).__name__}: {exc}"[:300])
@@ -109,7 +119,12 @@ def detect_language(text: str) -> str | None:
 def build_article(page: FetchedPage, compressor: zstandard.ZstdCompressor | None = None) -> Article:
     """Merge page extraction and feed metadata into one Article. Page metadata wins where present."""
     planned, entry = page.planned, page.planned.entry
-    extraction = extract_html(page.html, page.final_url) if page.html is not None else None
+    # A feed that dates its entry is trusted over a date guessed from the page's text (see extract_html).
+    extraction = (
+        extract_html(page.html, page.final_url, date_from_text=entry.published_at is None)
+        if page.html is not None
+        else None
+    )
     doc = extraction.document if extraction else None
 
     if doc is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import re
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -112,6 +113,18 @@ def test_english_page_metadata() -> None:
     assert article.final_url == url
     assert article.content_type == "text/html"
     assert article.site
+
+
+#: A scrapinghub page whose markup has no date; htmldate's search of its text finds 2018-09-25.
+DATED_IN_TEXT_ONLY = "57b4dafd18cfd0531b69f81e87158648227c673ef159f8d8c87d34e34bdb21f2"
+
+
+def test_a_feed_date_is_not_replaced_by_a_date_guessed_from_the_page_text() -> None:
+    page = fetched(DATED_IN_TEXT_ONLY, gold()[DATED_IN_TEXT_ONLY]["url"])
+    assert build_article(page).published_at == datetime(2024, 1, 2, 8, 30, tzinfo=UTC)  # the feed's
+    entry = replace(page.planned.entry, published_at=None)
+    undated = replace(page, planned=replace(page.planned, entry=entry))
+    assert build_article(undated).published_at == datetime(2018, 9, 25, tzinfo=UTC)  # all there is
 
 
 def test_raw_html_is_kept_compressed() -> None:
