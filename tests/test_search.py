@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from newsflow.warehouse.search import folded, with_stemmer
 from tests.conftest import REPO, LoopbackSite
 from tests.lake import reader
 from tests.test_crash_safety import NEWSFLOW, environment, ingest_command, served_feeds
@@ -99,6 +100,24 @@ def test_every_ingested_article_is_in_the_index(ingested: Path) -> None:
         ).fetchall()
         stored = con.execute("SELECT count(*) FROM articles").fetchall()
     assert missing == [(0,)] and stored[0][0] == 45
+
+
+def test_the_index_holds_the_stored_title_and_text(ingested: Path) -> None:
+    """The store step indexes its batch from memory; the index must be what the stored rows give."""
+    with reader(ingested) as con:
+        with_stemmer(con)
+        from_rows = f"""
+            SELECT article_id, stem(word, 'porter') AS term, count(*)::INTEGER AS tf
+            FROM (SELECT article_id, unnest(regexp_split_to_array({folded("articles")}, '[^a-z0-9]+')) AS word
+                  FROM articles)
+            WHERE word <> '' GROUP BY ALL
+        """
+        differ = con.execute(
+            f"SELECT count(*) FROM (({from_rows}) EXCEPT ALL (SELECT * FROM search_terms))"
+            f" UNION ALL SELECT count(*) FROM ((SELECT * FROM search_terms) EXCEPT ALL ({from_rows}))"
+        ).fetchall()
+        indexed = con.execute("SELECT count(*) FROM search_terms").fetchall()[0][0]
+    assert differ == [(0,), (0,)] and indexed > 45 * 50
 
 
 def test_the_flagship_story_and_its_filters(amazon_db: Path) -> None:

@@ -147,7 +147,7 @@ def insert_articles(
             )
         finally:
             con.unregister("page_batch")
-    index_articles(con, [a.article_id for a in fresh])
+    index_articles(con, [(a.article_id, a.title, a.text) for a in fresh], replace=False)
     return len(fresh)
 
 
@@ -258,7 +258,7 @@ def update_extractions(con: duckdb.DuckDBPyConnection, articles: Sequence[Articl
         )
     finally:
         con.unregister("reextracted")
-    index_articles(con, [a.article_id for a in articles])
+    index_articles(con, [(a.article_id, a.title, a.text) for a in articles], replace=True)
     return updated
 
 
