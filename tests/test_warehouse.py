@@ -72,6 +72,24 @@ def test_newer_schema_is_refused(db: Path) -> None:
         migrate(con)
 
 
+def test_a_lake_from_an_older_newsflow_is_read_after_newsflow_migrate(db: Path) -> None:
+    """A lake last written before schema version 10 (no ``story_decisions.member_similarity``): reading
+    commands say to migrate instead of failing on a missing column; `newsflow migrate` brings it up."""
+    with writer(db) as con:
+        con.execute("ALTER TABLE story_decisions DROP COLUMN member_similarity")
+        con.execute("DELETE FROM schema_migrations WHERE version = 10")
+    newsflow = [str(Path(sys.executable).parent / "newsflow")]
+    refused = subprocess.run([*newsflow, "stories", "--db", str(db)], capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert "schema versions 10 missing): run `newsflow migrate`" in refused.stderr
+    migrated = subprocess.run([*newsflow, "migrate", "--db", str(db)], capture_output=True, text=True)
+    assert migrated.returncode == 0 and f"schema version {migrations()[-1][0]}" in migrated.stdout
+    listed = subprocess.run([*newsflow, "stories", "--db", str(db)], capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    with warehouse(db).read() as con:
+        con.execute("SELECT member_similarity FROM story_decisions").fetchall()
+
+
 def test_a_pre_lake_duckdb_file_is_refused_with_the_upgrade_command(tmp_path: Path) -> None:
     old = tmp_path / "news.duckdb"
     duckdb.connect(str(old)).close()

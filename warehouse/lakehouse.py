@@ -216,12 +216,21 @@ class Warehouse:
         """A read session on the latest snapshot. Never migrates.
 
         Raises:
-            WarehouseError: there is no warehouse yet (nothing has been stored).
+            WarehouseError: there is no warehouse yet (nothing has been stored), or it was last written by
+                an older newsflow and lacks this one's schema versions (``newsflow migrate`` adds them).
         """
+        from newsflow.warehouse.schema import missing_versions
+
         con = self._cursor(create=False)
         try:
             if not self._has_schema(con):
                 raise WarehouseError(f"no warehouse at {self.spec.describe()} yet: {_FIRST_RUN_HINT}")
+            if missing := missing_versions(con):
+                raise WarehouseError(
+                    f"warehouse {self.spec.describe()} was written by an older newsflow (schema versions "
+                    f"{', '.join(map(str, missing))} missing): run `newsflow migrate` with the same --db, "
+                    "or any ingest, to bring it up to date"
+                )
             yield con
         finally:
             con.close()

@@ -8,6 +8,7 @@ schema they had reached, and records 1-4 as folded into it.
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 
 import duckdb
@@ -43,6 +44,20 @@ def applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
     if not present[0][0]:
         return set()
     return {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+
+
+def missing_versions(
+    con: duckdb.DuckDBPyConnection, package: str = "newsflow.warehouse.migrations"
+) -> list[int]:
+    """Shipped versions this warehouse has not applied (it was last written by an older newsflow): a
+    reader would miss their tables and columns."""
+    done = applied_versions(con)
+    return [version for version in _shipped_versions(package) if version not in done]
+
+
+@functools.cache
+def _shipped_versions(package: str) -> tuple[int, ...]:
+    return tuple(version for version, _, _ in migrations(package))
 
 
 def migrate(
