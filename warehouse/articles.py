@@ -258,7 +258,8 @@ def update_extractions(con: duckdb.DuckDBPyConnection, articles: Sequence[Articl
         )
     finally:
         con.unregister("reextracted")
-    index_articles(con, [(a.article_id, a.title, a.text) for a in articles], replace=True)
+    once = {a.article_id: (a.article_id, a.title, a.text) for a in articles}  # an id twice: index it once
+    index_articles(con, list(once.values()), replace=True)
     return updated
 
 

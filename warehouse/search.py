@@ -31,8 +31,6 @@ from newsflow.text import ascii_fold
 #: What the index reads of an article: its id, title and text.
 IndexedText = tuple[str, str | None, str | None]
 _INDEXED_SCHEMA = pa.schema([("article_id", pa.string()), ("title", pa.string()), ("text", pa.string())])
-#: Articles indexed per statement when a backlog is indexed (their texts are held in memory).
-_INDEX_CHUNK = 1000
 
 K1 = 1.2
 B = 0.75
@@ -110,16 +108,14 @@ def folded(table: str) -> str:
 
 def index_articles(con: duckdb.DuckDBPyConnection, articles: Sequence[IndexedText], *, replace: bool) -> None:
     """Index these stored articles, given their (article id, title, text) as stored; the caller's write
-    transaction makes it atomic with them. Each article's text is split and stemmed once; its length is
-    the sum of its term counts. The texts come from the caller (the batch in memory), so indexing a batch
-    reads nothing of the lake.
+    transaction makes it atomic with them. The texts come from the caller (the batch in memory), so
+    indexing a batch reads nothing of the lake.
 
     ``replace``: the articles may be indexed already (re-extracted ones), so their rows are deleted first.
     Without it (new articles) nothing is deleted: that delete reads the article ids of the whole index
     (they are hashes, so no file's statistics rule it out), 0.12 s per batch at 100,000 articles."""
     if not articles:
         return
-    with_stemmer(con)
     source = pa.table(
         {
             "article_id": [a[0] for a in articles],
@@ -130,23 +126,34 @@ def index_articles(con: duckdb.DuckDBPyConnection, articles: Sequence[IndexedTex
     )
     con.register("index_source", source)
     try:
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE index_terms AS
-            SELECT article_id, stem(word, 'porter') AS term, count(*)::INTEGER AS tf
-            FROM (SELECT article_id,
-                         unnest(regexp_split_to_array({folded("index_source")}, '[^a-z0-9]+')) AS word
-                  FROM index_source)
-            WHERE word <> ''
-            GROUP BY ALL
-            """
-        )
+        _index_terms(con, "index_source")
     finally:
         con.unregister("index_source")
     ids = {"ids": [a[0] for a in articles]}
+    for table in ("search_terms", "search_docs") if replace else ():  # fixed names
+        con.execute(f"DELETE FROM {table} WHERE article_id IN (SELECT unnest($ids::VARCHAR[]))", ids)
+    _insert_index_terms(con)
+
+
+def _index_terms(con: duckdb.DuckDBPyConnection, source: str) -> None:
+    """The temp table ``index_terms`` (article_id, term, tf) of the articles in relation ``source`` (a
+    fixed name: id, title, text): each text is split and stemmed once."""
+    with_stemmer(con)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE index_terms AS
+        SELECT article_id, stem(word, 'porter') AS term, count(*)::INTEGER AS tf
+        FROM (SELECT article_id, unnest(regexp_split_to_array({folded(source)}, '[^a-z0-9]+')) AS word
+              FROM {source})
+        WHERE word <> ''
+        GROUP BY ALL
+        """
+    )
+
+
+def _insert_index_terms(con: duckdb.DuckDBPyConnection) -> None:
+    """Add ``index_terms`` to the index (an article's length is the sum of its term counts)."""
     try:
-        for table in ("search_terms", "search_docs") if replace else ():  # fixed names
-            con.execute(f"DELETE FROM {table} WHERE article_id IN (SELECT unnest($ids::VARCHAR[]))", ids)
         con.execute("INSERT INTO search_terms SELECT article_id, term, tf FROM index_terms")
         con.execute("INSERT INTO search_docs SELECT article_id, sum(tf)::INTEGER FROM index_terms GROUP BY 1")
     finally:
@@ -163,23 +170,19 @@ def with_stemmer(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def index_unindexed(con: duckdb.DuckDBPyConnection) -> int:
-    """Index the stored articles not in the index yet (a lake from before search, an upgraded file);
-    returns how many."""
-    ids = [
-        r[0]
-        for r in con.execute(
-            "SELECT article_id FROM articles ANTI JOIN search_docs USING (article_id)"
-        ).fetchall()
-    ]
-    for start in range(0, len(ids), _INDEX_CHUNK):
-        chunk = {"ids": ids[start : start + _INDEX_CHUNK]}
-        rows = con.execute(
-            "SELECT article_id, title, text FROM articles"
-            " WHERE article_id IN (SELECT unnest($ids::VARCHAR[]))",
-            chunk,
-        ).fetchall()
-        index_articles(con, rows, replace=False)
-    return len(ids)
+    """Index the stored articles not in the index yet (a lake from before search, an upgraded file), in
+    one pass over the lake; returns how many."""
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW index_backlog AS"
+        " SELECT article_id, title, text FROM articles ANTI JOIN search_docs USING (article_id)"
+    )
+    try:
+        _index_terms(con, "index_backlog")
+    finally:
+        con.execute("DROP VIEW IF EXISTS index_backlog")
+    indexed = int(con.execute("SELECT count(DISTINCT article_id) FROM index_terms").fetchall()[0][0])
+    _insert_index_terms(con)
+    return indexed
 
 
 def search(
