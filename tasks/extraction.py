@@ -58,10 +58,11 @@ class _LastMessage(logging.Handler):
 def extract_html(html: bytes, url: str | None, *, date_from_text: bool = True) -> Extraction:
     """Run trafilatura (with metadata, without its process-global dedupe cache) on one page.
 
-    Without ``date_from_text`` the page's date comes from its markup only (meta tags, JSON-LD, time
-    elements, URL): htmldate's extensive search of the page's text is skipped. That search is the slowest
-    part of the metadata, and what only it finds is a guess (a year alone, read as 1 January; a date in a
-    sidebar)."""
+    Without ``date_from_text``, htmldate runs in its fast mode (``extensive_search`` off): it still reads
+    the markup (meta tags, JSON-LD, time elements), the URL and date-like elements (title, byline, ISO
+    dates), but not its scan of the whole text for loose date expressions. On the 820 benchmark pages only
+    that scan found a date on 71, 29 of them a bare year or month read as its first day, at about 6 % of
+    trafilatura's CPU per page."""
     if not html.strip():
         return Extraction(None, "empty_page")
     if (tags := html.count(b"<")) > MAX_PAGE_TAGS:
@@ -119,7 +120,7 @@ def detect_language(text: str) -> str | None:
 def build_article(page: FetchedPage, compressor: zstandard.ZstdCompressor | None = None) -> Article:
     """Merge page extraction and feed metadata into one Article. Page metadata wins where present."""
     planned, entry = page.planned, page.planned.entry
-    # A feed that dates its entry is trusted over a date guessed from the page's text (see extract_html).
+    # When the feed dates its entry, the page's text is not scanned for a date (see extract_html).
     extraction = (
         extract_html(page.html, page.final_url, date_from_text=entry.published_at is None)
         if page.html is not None

@@ -7,9 +7,9 @@ against every story active within ``window_days`` of its publication date:
 
     score = (term_weight * cos(terms) + entity_weight * cos(entities)) * time_factor
 
-and joins the best story if the score reaches ``threshold`` (more for a cohesive story) and its mean score
-against the story's members reaches ``member_link`` (average linkage, read off the story's summed vectors);
-otherwise it starts a story. Entities carry
+and joins the best-scoring story for which the score reaches ``threshold`` (more for a cohesive story) and
+its mean score against the story's members reaches ``member_link`` (average linkage, read off the story's
+summed vectors); when no story passes both, it starts a story. Entities carry
 much of the score so that similar events with different actors (HP buying EDS vs HP buying EYP, two
 celebrities entering rehab) stay apart even when their vocabulary is the same.
 
