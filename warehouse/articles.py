@@ -11,6 +11,7 @@ import pyarrow as pa
 import zstandard
 
 from newsflow.records import Article, DuplicateMark, FeedEntry, FetchedPage, PlannedEntry, StoredKeys
+from newsflow.warehouse.arrow import registered
 from newsflow.warehouse.search import index_articles
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -121,11 +122,8 @@ def insert_articles(
     if not fresh:
         return 0
     rows = [_article_row(a, marks.get(a.article_id), run_id, now, stories.get(a.article_id)) for a in fresh]
-    con.register("article_batch", pa.Table.from_pylist(rows, schema=ARTICLE_SCHEMA))
-    try:
+    with registered(con, "article_batch", pa.Table.from_pylist(rows, schema=ARTICLE_SCHEMA)):
         con.execute(f"INSERT INTO articles ({_ARTICLE_COLUMNS}) SELECT {_ARTICLE_COLUMNS} FROM article_batch")
-    finally:
-        con.unregister("article_batch")
     pages = [
         {
             "article_id": a.article_id,
@@ -140,13 +138,10 @@ def insert_articles(
         if a.raw_html_zstd
     ]
     if pages:
-        con.register("page_batch", pa.Table.from_pylist(pages, schema=RAW_PAGE_SCHEMA))
-        try:
+        with registered(con, "page_batch", pa.Table.from_pylist(pages, schema=RAW_PAGE_SCHEMA)):
             con.execute(
                 "INSERT INTO raw_pages SELECT * FROM page_batch ANTI JOIN raw_pages USING (article_id)"
             )
-        finally:
-            con.unregister("page_batch")
     index_articles(con, [(a.article_id, a.title, a.text) for a in fresh], replace=False)
     return len(fresh)
 
@@ -249,15 +244,12 @@ def update_extractions(con: duckdb.DuckDBPyConnection, articles: Sequence[Articl
     if not articles:
         return 0
     rows = [_article_row(a, None, None, datetime.min) for a in articles]
-    con.register("reextracted", pa.Table.from_pylist(rows, schema=ARTICLE_SCHEMA))
-    try:
-        assignments = ", ".join(f"{column} = r.{column}" for column in _REEXTRACTED)  # fixed names
+    assignments = ", ".join(f"{column} = r.{column}" for column in _REEXTRACTED)  # fixed names
+    with registered(con, "reextracted", pa.Table.from_pylist(rows, schema=ARTICLE_SCHEMA)):
         updated = affected(
             con,
             f"UPDATE articles SET {assignments} FROM reextracted r WHERE articles.article_id = r.article_id",
         )
-    finally:
-        con.unregister("reextracted")
     once = {a.article_id: (a.article_id, a.title, a.text) for a in articles}  # an id twice: index it once
     index_articles(con, list(once.values()), replace=True)
     return updated

@@ -10,6 +10,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from newsflow.warehouse.arrow import registered
+
 
 def ensure_chunks(
     con: duckdb.DuckDBPyConnection,
@@ -25,8 +27,7 @@ def ensure_chunks(
         {"chunk_start": [start for start, _ in chunks], "chunk_end": [end for _, end in chunks]},
         schema=pa.schema([("chunk_start", pa.date32()), ("chunk_end", pa.date32())]),
     )
-    con.register("new_chunks", rows)
-    try:
+    with registered(con, "new_chunks", rows):
         con.execute(
             "INSERT INTO backfill_chunks"
             " (backfill_id, chunk_start, chunk_end, status, parameters, updated_at)"
@@ -34,8 +35,6 @@ def ensure_chunks(
             " WHERE n.chunk_start NOT IN (SELECT chunk_start FROM backfill_chunks WHERE backfill_id = $id)",
             {"id": backfill_id, "parameters": json.dumps(parameters, default=str), "now": now},
         )
-    finally:
-        con.unregister("new_chunks")
 
 
 def done_chunks(con: duckdb.DuckDBPyConnection, backfill_id: str) -> set[date]:

@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from newsflow.errors import SearchQueryError
 from newsflow.text import ascii_fold
+from newsflow.warehouse.arrow import registered
 
 #: What the index reads of an article: its id, title and text.
 IndexedText = tuple[str, str | None, str | None]
@@ -124,11 +125,8 @@ def index_articles(con: duckdb.DuckDBPyConnection, articles: Sequence[IndexedTex
         },
         schema=_INDEXED_SCHEMA,
     )
-    con.register("index_source", source)
-    try:
+    with registered(con, "index_source", source):
         _index_terms(con, "index_source")
-    finally:
-        con.unregister("index_source")
     ids = {"ids": [a[0] for a in articles]}
     for table in ("search_terms", "search_docs") if replace else ():  # fixed names
         con.execute(f"DELETE FROM {table} WHERE article_id IN (SELECT unnest($ids::VARCHAR[]))", ids)

@@ -25,7 +25,7 @@ from newsflow.records import (
     StoryAssignment,
     StoryRow,
 )
-from newsflow.warehouse.arrow import registered as _registered
+from newsflow.warehouse.arrow import registered
 from newsflow.warehouse.articles import affected
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -129,7 +129,7 @@ def candidate_signatures(
         {"band": [b for b, _ in unique], "bucket": [k for _, k in unique]},
         schema=pa.schema([("band", pa.int16()), ("bucket", pa.int64())]),
     )
-    with _registered(con, "band_keys", batch):
+    with registered(con, "band_keys", batch):
         rows = con.execute(
             """
             SELECT s.article_id, s.signature, s.root
@@ -188,7 +188,7 @@ def insert_signatures(
              ("article_at", pa.timestamp("us", tz="UTC"))]
         ),
     )  # fmt: skip
-    with _registered(con, "new_signatures", sigs), _registered(con, "new_bands", band_table):
+    with registered(con, "new_signatures", sigs), registered(con, "new_bands", band_table):
         con.execute(
             """
             INSERT INTO lsh_bands SELECT band, bucket, article_id, article_at FROM new_bands
@@ -210,7 +210,7 @@ def doc_freqs(con: duckdb.DuckDBPyConnection, terms: Collection[str]) -> list[Do
     """Stored document frequencies of ``terms`` (include ``''`` for the number of documents)."""
     if not terms:
         return []
-    with _registered(con, "wanted_terms", pa.table({"term": sorted(terms)}, schema=_TERMS_ONLY)):
+    with registered(con, "wanted_terms", pa.table({"term": sorted(terms)}, schema=_TERMS_ONLY)):
         rows = con.execute("SELECT term, df FROM term_stats JOIN wanted_terms USING (term)").fetchall()
     return [DocFreqRow(r[0], int(r[1])) for r in rows]
 
@@ -227,7 +227,7 @@ def add_doc_freqs(con: duckdb.DuckDBPyConnection, increments: Sequence[DocFreqRo
         {"term": [r.term for r in rows], "df": [r.df for r in rows]},
         schema=pa.schema([("term", pa.string()), ("df", pa.int64())]),
     )
-    with _registered(con, "df_increments", table):
+    with registered(con, "df_increments", table):
         con.execute(
             "MERGE INTO term_stats USING df_increments AS i ON term_stats.term = i.term"
             " WHEN MATCHED THEN UPDATE SET df = term_stats.df + i.df"
@@ -249,7 +249,7 @@ def site_line_counts(
     wanted = pa.table(
         {"site": [k[0] for k in keys], "line_hash": [k[1] for k in keys]}, schema=_SITE_LINE_SCHEMA
     )
-    with _registered(con, "wanted_lines", wanted):
+    with registered(con, "wanted_lines", wanted):
         rows = con.execute(
             "SELECT site, line_hash, articles FROM site_lines SEMI JOIN wanted_lines USING (site, line_hash)"
         ).fetchall()
@@ -269,7 +269,7 @@ def add_site_lines(con: duckdb.DuckDBPyConnection, keys: Sequence[tuple[str, int
         },
         schema=_SITE_LINE_SCHEMA.append(pa.field("n", pa.int32())),
     )
-    with _registered(con, "line_increments", table):
+    with registered(con, "line_increments", table):
         con.execute(
             "MERGE INTO site_lines USING line_increments AS i"
             " ON site_lines.site = i.site AND site_lines.line_hash = i.line_hash"
@@ -325,7 +325,7 @@ def candidate_story_ids(
     table = pa.table(columns, schema=_VECTOR_SCHEMA)
     low = min(lo for lo, _ in bounds.values())
     high = max(hi for _, hi in bounds.values())
-    with _registered(con, "batch_vectors", table):
+    with registered(con, "batch_vectors", table):
         rows = con.execute(
             """
             WITH active AS (
@@ -392,7 +392,7 @@ def load_stories(
     lets the scan skip older history."""
     if not story_ids:
         return []
-    with _registered(con, "wanted_stories", pa.table({"story_id": sorted(story_ids)})):
+    with registered(con, "wanted_stories", pa.table({"story_id": sorted(story_ids)})):
         since = {"since": active_since or _EARLIEST}
         heads = con.execute(
             f"SELECT {_STORY_COLUMNS} FROM stories SEMI JOIN wanted_stories USING (story_id)"
@@ -428,7 +428,7 @@ def save_stories(con: duckdb.DuckDBPyConnection, stories: Sequence[StoredStory],
     term_columns = _long_vectors([(s.row.story_id, s.terms, s.entities) for s in stories])
     term_columns["story_id"] = term_columns.pop("key")
     terms = pa.table(term_columns, schema=_TERM_SCHEMA)
-    with _registered(con, "story_batch", heads), _registered(con, "story_term_batch", terms):
+    with registered(con, "story_batch", heads), registered(con, "story_term_batch", terms):
         _upsert(con, "stories", "story_id", "story_batch", _STORY_SCHEMA.names)
         con.execute("DELETE FROM story_terms WHERE story_id IN (SELECT story_id FROM story_batch)")
         con.execute(
@@ -444,7 +444,7 @@ def save_decisions(
     if not decisions:
         return
     rows = [d.__dict__ | {"shared_terms": list(d.shared_terms), "decided_at": now} for d in decisions]
-    with _registered(con, "decision_batch", pa.Table.from_pylist(rows, schema=_DECISION_SCHEMA)):
+    with registered(con, "decision_batch", pa.Table.from_pylist(rows, schema=_DECISION_SCHEMA)):
         _upsert(con, "story_decisions", "article_id", "decision_batch", _DECISION_SCHEMA.names)
 
 
@@ -464,7 +464,7 @@ def stories_of(con: duckdb.DuckDBPyConnection, article_ids: Collection[str]) -> 
     """The story of each stored article that has one."""
     if not article_ids:
         return {}
-    with _registered(con, "wanted_articles", pa.table({"article_id": sorted(article_ids)})):
+    with registered(con, "wanted_articles", pa.table({"article_id": sorted(article_ids)})):
         rows = con.execute(
             "SELECT article_id, story_id FROM articles SEMI JOIN wanted_articles USING (article_id)"
             " WHERE story_id IS NOT NULL"
@@ -477,7 +477,7 @@ def set_story_ids(con: duckdb.DuckDBPyConnection, story_ids: Mapping[str, str]) 
     if not story_ids:
         return 0
     table = pa.table({"article_id": list(story_ids), "story_id": list(story_ids.values())})
-    with _registered(con, "story_assignments", table):
+    with registered(con, "story_assignments", table):
         return affected(
             con,
             "UPDATE articles SET story_id = s.story_id FROM story_assignments s"
