@@ -219,13 +219,14 @@ class Warehouse:
             WarehouseError: there is no warehouse yet (nothing has been stored), or it was last written by
                 an older newsflow and lacks this one's schema versions (``newsflow migrate`` adds them).
         """
-        from newsflow.warehouse.schema import missing_versions
+        from newsflow.warehouse.schema import applied_versions, missing_versions
 
         con = self._cursor(create=False)
         try:
-            if not self._has_schema(con):
+            done = applied_versions(con)  # none: the first migration has not committed
+            if not done:
                 raise WarehouseError(f"no warehouse at {self.spec.describe()} yet: {_FIRST_RUN_HINT}")
-            if missing := missing_versions(con):
+            if missing := missing_versions(done):
                 raise WarehouseError(
                     f"warehouse {self.spec.describe()} was written by an older newsflow (schema versions "
                     f"{', '.join(map(str, missing))} missing): run `newsflow migrate` with the same --db, "

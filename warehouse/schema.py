@@ -46,12 +46,9 @@ def applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
     return {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
 
 
-def missing_versions(
-    con: duckdb.DuckDBPyConnection, package: str = "newsflow.warehouse.migrations"
-) -> list[int]:
-    """Shipped versions this warehouse has not applied (it was last written by an older newsflow): a
-    reader would miss their tables and columns."""
-    done = applied_versions(con)
+def missing_versions(done: set[int], package: str = "newsflow.warehouse.migrations") -> list[int]:
+    """Shipped versions not in ``done`` (a warehouse's :func:`applied_versions`; one last written by an
+    older newsflow): a reader would miss their tables and columns."""
     return [version for version in _shipped_versions(package) if version not in done]
 
 
