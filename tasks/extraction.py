@@ -3,8 +3,6 @@ to the feed's own text and recording why. CPU-bound: runs in worker processes, a
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import logging
 from dataclasses import dataclass, replace
@@ -25,6 +23,7 @@ from newsflow.net.urls import canonical_url, same_site, site_of
 from newsflow.records import Article, ContentSource, FetchedPage
 from newsflow.stories.dedupe import content_hash
 from newsflow.stories.features import text_features
+from newsflow.system import libc
 
 #: Shortest text whose language is guessed; shorter guesses are noise.
 MIN_LANGUAGE_CHARS = 40
@@ -209,19 +208,9 @@ def return_freed_memory() -> None:
     at about 690 MB.
     """
     gc.collect()
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
-
-
-def _load_libc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return None
-    return libc if hasattr(libc, "malloc_trim") else None
-
-
-_LIBC = _load_libc()
+    c_library = libc()
+    if c_library is not None and hasattr(c_library, "malloc_trim"):
+        c_library.malloc_trim(0)
 
 
 def build_article_safely(page: FetchedPage, compressor: zstandard.ZstdCompressor) -> Article:

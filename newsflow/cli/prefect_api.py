@@ -10,8 +10,6 @@ is never imported here.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import signal
 import socket
@@ -25,6 +23,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from newsflow.errors import PrefectApiError
+from newsflow.system import libc
 
 #: Pause between health checks while the server boots.
 HEALTH_POLL_S = 0.1
@@ -54,20 +53,19 @@ def _server_command(port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def _die_with_parent() -> None:
-    """In the server process, before it runs: ask Linux to end it when the command that started it dies,
-    so a killed command leaves no server behind (a no-op where prctl is missing)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
-
-
 def _start_server(port: int) -> subprocess.Popen[bytes]:
-    # The command's main thread starts the server and lives as long as the command, so the parent-death
-    # signal (sent when the starting *thread* ends) fires only when the command itself is gone.
-    return subprocess.Popen(_server_command(port), env=_server_environment(), preexec_fn=_die_with_parent)
+    """Start the server process. Before it runs, Linux is asked to end it when the command that started it
+    dies, so a killed command leaves no server behind (nothing is asked where prctl is missing). The
+    command's main thread starts it and lives as long as the command, so the parent-death signal (sent
+    when the starting *thread* ends) fires only when the command itself is gone."""
+    c_library = libc()  # loaded here: the child only calls into it
+    prctl = getattr(c_library, "prctl", None) if c_library is not None else None
+
+    def die_with_parent() -> None:
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return subprocess.Popen(_server_command(port), env=_server_environment(), preexec_fn=die_with_parent)
 
 
 def _server_environment() -> dict[str, str]:
