@@ -23,19 +23,18 @@ import ast
 import gzip
 import json
 import os
-import re
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from newsflow.text import token_f1
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("NEWSFLOW_SHARED_DATA", REPO.parent / "shared" / "data"))
 SCRAPINGHUB = SHARED_DATA / "scrapinghub-article-extraction-benchmark"
 TRAFILATURA_EVAL = SHARED_DATA / "trafilatura-eval"
-WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -59,20 +58,6 @@ def pages_of(folder: Path, limit: int | None = None) -> list[GoldPage]:
         GoldPage(i, str(gold[i]["url"]), gzip.decompress((folder / "html" / f"{i}.html.gz").read_bytes()))
         for i in ids
     ]
-
-
-def _tokens(text: str) -> Counter[str]:
-    return Counter(WORD.findall(text.lower()))
-
-
-def token_f1(predicted: str, gold: str) -> float:
-    """Bag-of-words F1 of a predicted text against the gold text."""
-    p, g = _tokens(predicted), _tokens(gold)
-    overlap = sum((p & g).values())
-    if not overlap:
-        return 0.0
-    precision, recall = overlap / sum(p.values()), overlap / sum(g.values())
-    return 2 * precision * recall / (precision + recall)
 
 
 def scrapinghub_f1(texts: Mapping[str, str]) -> float | None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import re
-from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -14,6 +12,7 @@ import zstandard
 from newsflow.records import Article, ContentSource, FeedEntry, FetchedPage, PlannedEntry
 from newsflow.stories.dedupe import content_hash
 from newsflow.tasks.extraction import build_article, extract_pages
+from newsflow.text import token_f1
 from tests.conftest import SCRAPINGHUB, shared
 from tests.feedbuild import benchmark_pages
 
@@ -66,16 +65,6 @@ def fetched(page_id: str, url: str) -> FetchedPage:
         html=html_of(page_id),
         fetched_at=datetime(2024, 1, 2, 9, 0, tzinfo=UTC),
     )
-
-
-def token_f1(predicted: str, expected: str) -> float:
-    p = Counter(re.findall(r"\w+", predicted.lower()))
-    g = Counter(re.findall(r"\w+", expected.lower()))
-    common = sum((p & g).values())
-    if not common:
-        return 0.0
-    precision, recall = common / sum(p.values()), common / sum(g.values())
-    return 2 * precision * recall / (precision + recall)
 
 
 def test_page_text_matches_gold() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import gzip
 import json
 import re
@@ -12,24 +11,12 @@ from typing import Any
 
 import pytest
 
+from newsflow.text import token_f1
 from tests.conftest import LoopbackSite, shared
 from tests.feedbuild import Item, benchmark_pages, write_feed
 from tests.lake import reader
 
 PAGES_PER_FEED = 10
-
-
-def tokens(text: str) -> collections.Counter[str]:
-    return collections.Counter(re.findall(r"\w+", text.lower()))
-
-
-def token_f1(predicted: str, gold: str) -> float:
-    p, g = tokens(predicted), tokens(gold)
-    overlap = sum((p & g).values())
-    if not overlap:
-        return 0.0
-    precision, recall = overlap / sum(p.values()), overlap / sum(g.values())
-    return 2 * precision * recall / (precision + recall)
 
 
 @pytest.fixture(scope="module")
