@@ -26,7 +26,7 @@ FLOORS = {
     "newsflow.net": 1,
     "newsflow.stories": 1,
     "newsflow.warehouse": 1,
-    "newsflow": 0,  # the ground: records, settings, errors, clock, text, progress, feedlist
+    "newsflow": 0,  # the ground: records, settings, errors, clock, text, system, progress, feedlist
 }
 
 
