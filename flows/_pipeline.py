@@ -10,7 +10,7 @@ import queue
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import get_run_logger
 from prefect.futures import PrefectFuture
@@ -29,6 +29,8 @@ FETCH_BATCHES_IN_FLIGHT = 2
 
 #: Feed URLs remembered per failure reason, for the run report (the counts say how many there were in all).
 URLS_PER_REASON = 10
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -124,8 +126,12 @@ def process_batches(
     Batches are fetched in order, at most FETCH_BATCHES_IN_FLIGHT at a time, and no further ahead of the
     store than twice the extraction workers (memory stays bounded however many entries are new). Each is
     extracted on ``runner`` as soon as it is fetched and stored as soon as it and all earlier batches are
-    extracted, so the "first copy" of a duplicate follows feed order. A batch whose task fails is logged,
-    counted and left unstored: its entries are still new for the next run.
+    extracted, so the "first copy" of a duplicate follows feed order. Batches that are ready together
+    (the workers finish at about the same time, or finished while the last store ran) are stored in one
+    transaction: a store step has a fixed cost of about 0.25 s (twenty-odd statements on the lake and a
+    commit that writes a Parquet file per table), so this halves it when the workers keep pace, and keeps
+    the lake's files fewer and larger. A batch whose task fails is logged, counted and left unstored: its
+    entries are still new for the next run.
     """
     total = sum(len(batch) for batch in batches)
     max_ahead = 2 * settings.extraction_workers + 1
@@ -146,30 +152,42 @@ def process_batches(
             fetching_batch.add_done_callback(notify("fetched", next_fetch))
             next_fetch += 1
             fetching += 1
-        stage, index, future = events.get()
-        if stage == "fetched":
-            fetching -= 1
-            pages: list[FetchedPage] | None = _result_or_none(future, stage, index)
-            if pages is None:
-                extracted[index] = None
+        for stage, index, future in _this_and_waiting(events):
+            if stage == "fetched":
+                fetching -= 1
+                pages: list[FetchedPage] | None = _result_or_none(future, stage, index)
+                if pages is None:
+                    extracted[index] = None
+                else:
+                    fetched += len(pages)
+                    report("fetch pages", fetched, total)
+                    extracting = runner.submit(extract_pages, {"pages": unwalked(pages)})
+                    extracting.add_done_callback(notify("extracted", index))
             else:
-                fetched += len(pages)
-                report("fetch pages", fetched, total)
-                extracting = runner.submit(extract_pages, {"pages": unwalked(pages)})
-                extracting.add_done_callback(notify("extracted", index))
-        else:
-            extracted[index] = _result_or_none(future, stage, index)
-        while next_store in extracted:
-            articles = extracted.pop(next_store)
-            if articles is None:
-                counts.batches_failed += 1
-            else:
-                counts.add_articles(articles, store_articles(unwalked(articles), settings, run_id))
-                stored += len(articles)
-                report("store articles", stored, total)
+                extracted[index] = _result_or_none(future, stage, index)
+        ready: list[list[Article] | None] = []
+        while next_store + len(ready) in extracted:
+            ready.append(extracted.pop(next_store + len(ready)))
+        articles = [article for batch in ready if batch is not None for article in batch]
+        counts.batches_failed += sum(batch is None for batch in ready)
+        if articles:
+            counts.add_articles(articles, store_articles(unwalked(articles), settings, run_id))
+            stored += len(articles)
+            report("store articles", stored, total)
+        for offset, batch in enumerate(ready):
             if after_batch is not None:
-                after_batch(next_store, articles is not None)
-            next_store += 1
+                after_batch(next_store + offset, batch is not None)
+        next_store += len(ready)
+
+
+def _this_and_waiting(events: queue.Queue[T]) -> Iterator[T]:
+    """The next event (waiting for it), then every event already queued behind it."""
+    yield events.get()
+    while True:
+        try:
+            yield events.get_nowait()
+        except queue.Empty:
+            return
 
 
 def _result_or_none(future: PrefectFuture[Any], stage: str, index: int) -> Any:
