@@ -19,7 +19,7 @@ from typing import Any, TypeVar, cast
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
 from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
-from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from newsflow.errors import ConfigError
@@ -62,15 +62,21 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def extraction_runner(settings: Settings) -> TaskRunner[Any]:
-    """The task runner named by ``settings.extraction_runner``.
+def extraction_runner(settings: Settings, pages: int | None = None) -> TaskRunner[Any]:
+    """The task runner named by ``settings.extraction_runner``, for a run that extracts up to ``pages``
+    pages (None: unknown, many).
 
     ``process``: a pool of ``extraction_workers`` local processes (the default; threads are slower than
-    sequential for trafilatura and crash in it). ``dask``: a local Dask cluster of the same size.
-    ``dask://HOST:PORT``: an existing Dask scheduler, for extraction on several machines.
+    sequential for trafilatura and crash in it). A run of fewer than ``settings.pool_min_pages`` pages,
+    in a process that has not started the pool, extracts them in the flow process instead, on one thread:
+    a scheduled poll that finds a few new articles should not start workers that import the extraction
+    stack (about 1 s of CPU and 115 MB each) for a second of work. ``dask``: a local Dask cluster of the
+    same size. ``dask://HOST:PORT``: an existing Dask scheduler, for extraction on several machines.
     """
     spec = settings.extraction_runner
     if spec == "process":
+        if pages is not None and pages < settings.pool_min_pages and not _pool_started(settings):
+            return ThreadPoolTaskRunner(max_workers=1)
         return SharedProcessPool(_process_pool(settings.extraction_workers))
     if spec == "dask" or spec.startswith("dask://"):
         try:
@@ -127,6 +133,12 @@ def _process_pool(workers: int) -> ProcessPoolTaskRunner:
         _spawn_workers(pool, workers)
         _pools[workers] = pool
         return pool
+
+
+def _pool_started(settings: Settings) -> bool:
+    with _pools_lock:
+        pool = _pools.get(settings.extraction_workers)
+        return pool is not None and _usable(pool)
 
 
 def _spawn_workers(pool: ProcessPoolTaskRunner, workers: int) -> None:

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     extraction_runner: str = Field(
         "process", description="'process' or 'dask' or 'dask://HOST:PORT' (needs prefect-dask)"
     )
+    pool_min_pages: int = Field(
+        50,
+        ge=0,
+        description="fewest pages a run extracts in the local process pool; fewer are extracted in "
+        "the flow process (0: always the pool)",
+    )
     lock_timeout: float = Field(30.0, ge=0, description="seconds to wait for the warehouse's write lock")
     run_lock_wait: float = Field(
         0.0, ge=0, description="seconds an ingest waits for another ingest on the same warehouse, then skips"

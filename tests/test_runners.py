@@ -19,7 +19,8 @@ from newsflow.records import Article, FetchedPage
 from newsflow.settings import Settings
 from newsflow.tasks.extraction import extract_pages
 from tests.conftest import LoopbackSite
-from tests.feedbuild import Item, write_feed
+from tests.feedbuild import Item, benchmark_pages, write_feed
+from tests.lake import reader
 from tests.test_extraction import ENGLISH_PAGE, fetched
 
 #: Seconds a worker process may take to spawn and import the extraction stack.
@@ -107,7 +108,11 @@ def test_a_killed_ingest_leaves_no_process_behind(site: LoopbackSite, tmp_path: 
     feeds = tmp_path / "feeds.toml"
     feeds.write_text(f'[[feeds]]\nurl = "{site.url("/site/killed/feed.xml")}"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "NEWSFLOW_"))}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), NEWSFLOW_EXTRACTION_WORKERS="2")
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        NEWSFLOW_EXTRACTION_WORKERS="2",
+        NEWSFLOW_POOL_MIN_PAGES="0",
+    )
     command = [str(Path(sys.executable).parent / "newsflow"), "ingest", "--feeds", str(feeds),
                "--db", str(tmp_path / "x.ducklake"), "--allow-private-networks"]  # fmt: skip
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -124,3 +129,28 @@ def test_a_killed_ingest_leaves_no_process_behind(site: LoopbackSite, tmp_path: 
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, f"processes left running after the command was killed: {sorted(left)}"
+
+
+def test_a_run_with_few_pages_extracts_them_without_starting_workers(
+    prefect_harness: str, site: LoopbackSite, tmp_path: Path
+) -> None:
+    """A scheduled poll that finds a few new articles extracts them in the flow process: no worker
+    process is started (each would import the extraction stack for a second of work)."""
+    from newsflow.flows.ingest import ingest
+
+    ids = sorted(benchmark_pages())[:3]
+    items = [Item(f"Story {i}", site.url(f"/pages/{i}.html"), guid=f"few-{i}") for i in ids]
+    write_feed(site.root / "few" / "feed.xml", "Few", items)
+    feeds = tmp_path / "feeds.toml"
+    feeds.write_text(f'[[feeds]]\nurl = "{site.url("/site/few/feed.xml")}"\n')
+    before = extraction_workers()
+    # Three workers: no earlier test of this process started a pool of that size (a started pool is used).
+    summary = ingest(
+        feeds_file=str(feeds), db=str(tmp_path / "x.ducklake"), allow_private_networks=True,
+        extraction_workers=3,
+    )  # fmt: skip
+    assert summary["articles_stored"] == 3 and summary["extracted"] == 3
+    assert extraction_workers() == before
+    with reader(tmp_path / "x.ducklake") as con:
+        words = [row[0] for row in con.execute("SELECT word_count FROM articles").fetchall()]
+    assert len(words) == 3 and min(words) > 50  # the pages' own text, not the feed's one-line items

@@ -118,6 +118,7 @@ def cluster(postgres: PostgresServer, tmp_path: Path) -> Iterator[dict[str, str]
             "NEWSFLOW_DATA_PATH": str(tmp_path / "shared-lake"),
             "NEWSFLOW_ALLOW_PRIVATE_NETWORKS": "1",
             "NEWSFLOW_RETRY_BACKOFF": "0.05",
+            "NEWSFLOW_POOL_MIN_PAGES": "0",  # extraction in worker processes, which die with their machine
         }
         prefect(env, "work-pool", "create", "newsflow", "--type", "process")
         for queue in ("machine-a", "machine-b"):
