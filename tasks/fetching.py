@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from newsflow.clock import utcnow
 from newsflow.errors import FetchError
 from newsflow.net.http import Fetcher, shared_fetcher
-from newsflow.records import FetchedPage, PlannedEntry
+from newsflow.records import FetchedPage, PlannedEntry, compress_page
 from newsflow.settings import Settings
 
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
@@ -54,7 +54,7 @@ def fetch_page(planned: PlannedEntry, fetcher: Fetcher) -> FetchedPage:
         return _failed(page, f"http_{response.status}", f"{planned.url}: HTTP {response.status}")
     if content_type and content_type not in HTML_TYPES:
         return _failed(page, "not_html", f"{planned.url}: content type {content_type}")
-    return replace(page, html=response.content)
+    return replace(page, html_zstd=compress_page(response.content))
 
 
 def _failed(page: FetchedPage, kind: str, message: str) -> FetchedPage:

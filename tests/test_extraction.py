@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 import zstandard
 
-from newsflow.records import Article, ContentSource, FeedEntry, FetchedPage, PlannedEntry
+from newsflow.records import Article, ContentSource, FeedEntry, FetchedPage, PlannedEntry, compress_page
 from newsflow.stories.dedupe import content_hash
 from newsflow.tasks.extraction import build_article, extract_pages
 from newsflow.text import token_f1
@@ -62,7 +62,7 @@ def fetched(page_id: str, url: str) -> FetchedPage:
         final_url=url,
         http_status=200,
         content_type="text/html",
-        html=html_of(page_id),
+        html_zstd=compress_page(html_of(page_id)),
         fetched_at=datetime(2024, 1, 2, 9, 0, tzinfo=UTC),
     )
 
@@ -184,7 +184,7 @@ def test_empty_page(html: bytes) -> None:
         final_url="https://example.com/story",
         http_status=200,
         content_type="text/html",
-        html=html,
+        html_zstd=compress_page(html),
     )
     article = build_article(page)
     assert article.extraction_error is not None and article.extraction_error.startswith("empty_page")
@@ -199,7 +199,7 @@ def test_page_without_main_text_records_why_and_falls_back() -> None:
         final_url="https://example.com/story",
         http_status=200,
         content_type="text/html",
-        html=html,
+        html_zstd=compress_page(html),
     )
     article = build_article(page)
     assert article.extraction_error is not None and article.extraction_error.startswith("no_main_text")

@@ -8,7 +8,6 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import zstandard
 
 from newsflow.records import Article, DuplicateMark, FeedEntry, FetchedPage, PlannedEntry, StoredKeys
 from newsflow.warehouse.arrow import registered
@@ -214,11 +213,10 @@ def stored_pages_between(con: duckdb.DuckDBPyConnection, start: datetime, end: d
         """,
         [start, end],
     ).fetchall()
-    decompressor = zstandard.ZstdDecompressor()
-    return [_stored_page(row, decompressor) for row in rows]
+    return [_stored_page(row) for row in rows]
 
 
-def _stored_page(row: tuple[Any, ...], decompressor: zstandard.ZstdDecompressor) -> FetchedPage:
+def _stored_page(row: tuple[Any, ...]) -> FetchedPage:
     (aid, key, url, feed_url, guid, title, summary, tags, published, updated, clamped) = row[:11]
     final_url, status, content_type, fetched_at, html = row[11:]
     entry = FeedEntry(
@@ -228,7 +226,7 @@ def _stored_page(row: tuple[Any, ...], decompressor: zstandard.ZstdDecompressor)
     return FetchedPage(
         PlannedEntry(entry, aid, key, url),
         final_url=final_url, http_status=status, content_type=content_type,
-        html=decompressor.decompress(html), fetched_at=fetched_at,
+        html_zstd=html, fetched_at=fetched_at,
     )  # fmt: skip
 
 
