@@ -50,6 +50,8 @@ def environment(prefect_api: str) -> dict[str, str]:
         "PREFECT_API_URL": prefect_api,  # the session's harness: no temporary server per process
         "NEWSFLOW_ALLOW_PRIVATE_NETWORKS": "1",
         "NEWSFLOW_RETRY_BACKOFF": "0.05",
+        # Extraction in a worker process, as a large run has: a kill lands mid-run and takes the worker too.
+        "NEWSFLOW_POOL_MIN_PAGES": "0",
     }
 
 
