@@ -174,8 +174,8 @@ def process_batches(
             counts.add_articles(articles, store_articles(unwalked(articles), settings, run_id))
             stored += len(articles)
             report("store articles", stored, total)
-        for offset, batch in enumerate(ready):
-            if after_batch is not None:
+        if after_batch is not None:
+            for offset, batch in enumerate(ready):
                 after_batch(next_store + offset, batch is not None)
         next_store += len(ready)
 

@@ -192,7 +192,7 @@ def ingest_feeds(feeds: list[FeedState], settings: Settings, run: TrackedRun, co
         counts.new_entries,
     )
     if planned:
-        pages = sum(1 for p in planned if p.fetch and p.entry.link)
+        pages = sum(p.page_link is not None for p in planned)
         with api_shared_with_workers(), extraction_runner(settings, pages) as runner:
             process_articles(planned, settings, run.run_id, counts, runner)
         if not counts.batches_failed:  # else the next poll fetches those feeds in full and retries them

@@ -111,6 +111,11 @@ class PlannedEntry:
     fetch: bool = True
     skip_reason: str | None = None
 
+    @property
+    def page_link(self) -> str | None:
+        """The link the fetch step asks for, or None when the page is not fetched (a known URL, no link)."""
+        return self.entry.link if self.fetch and self.url is not None else None
+
 
 def compress_page(html: bytes) -> bytes:
     """``html`` as a zstd frame (its size in the header, so :attr:`FetchedPage.html` can decompress it)."""

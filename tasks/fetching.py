@@ -24,8 +24,8 @@ def fetch_page(planned: PlannedEntry, fetcher: Fetcher) -> FetchedPage:
     The link is fetched as the feed gave it: the canonical form is an identity key, and normalising a
     URL (percent-encoding, dropped parameters) can change what a server returns.
     """
-    link = planned.entry.link
-    if not planned.fetch or planned.url is None or link is None:
+    link = planned.page_link
+    if link is None:
         return FetchedPage(planned, error_kind=planned.skip_reason or "no_link")
     refusal = fetcher.robots_refusal(link)
     if refusal is not None:
