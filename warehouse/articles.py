@@ -69,9 +69,10 @@ def existing_ids(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> set[str]
     """The subset of ``ids`` already stored."""
     if not ids:
         return set()
-    rows = con.execute(
-        "SELECT article_id FROM articles WHERE list_contains(?, article_id)", [list(ids)]
-    ).fetchall()
+    with registered(con, "wanted_ids", pa.table({"article_id": pa.array(ids, pa.string())})):
+        rows = con.execute(
+            "SELECT article_id FROM articles WHERE article_id IN (SELECT article_id FROM wanted_ids)"
+        ).fetchall()
     return {r[0] for r in rows}
 
 
@@ -83,18 +84,30 @@ def matching_keys(
     content_hashes: Sequence[str] = (),
 ) -> list[StoredKeys]:
     """Stored articles sharing a guid key, a URL (entry or canonical) or a content hash with the inputs,
-    oldest first."""
-    rows = con.execute(
-        """
-        SELECT article_id, coalesce(duplicate_of, article_id), guid_key, url, canonical_url, content_hash
-        FROM articles
-        WHERE list_contains($guids, guid_key)
-           OR list_contains($urls, url) OR list_contains($urls, canonical_url)
-           OR list_contains($hashes, content_hash)
-        ORDER BY first_seen_at, article_id
-        """,
-        {"guids": list(guid_keys), "urls": list(urls), "hashes": list(content_hashes)},
-    ).fetchall()
+    oldest first.
+
+    The keys travel as an Arrow table, not as list parameters: DuckDB's Python client converts a list
+    parameter element by element, and without pandas installed it tries to import pandas twice for each
+    (a look-up of 1,000 ids among 100,000 rows took 104 ms as a list parameter, 7.5 ms as a table)."""
+    kinds = ("guid",) * len(guid_keys) + ("url",) * len(urls) + ("hash",) * len(content_hashes)
+    keys = pa.table(
+        {
+            "kind": pa.array(kinds, pa.string()),
+            "key": pa.array([*guid_keys, *urls, *content_hashes], pa.string()),
+        }
+    )
+    with registered(con, "wanted_keys", keys):
+        rows = con.execute(
+            """
+            SELECT article_id, coalesce(duplicate_of, article_id), guid_key, url, canonical_url, content_hash
+            FROM articles
+            WHERE guid_key IN (SELECT key FROM wanted_keys WHERE kind = 'guid')
+               OR url IN (SELECT key FROM wanted_keys WHERE kind = 'url')
+               OR canonical_url IN (SELECT key FROM wanted_keys WHERE kind = 'url')
+               OR content_hash IN (SELECT key FROM wanted_keys WHERE kind = 'hash')
+            ORDER BY first_seen_at, article_id
+            """
+        ).fetchall()
     return [StoredKeys(*row) for row in rows]
 
 

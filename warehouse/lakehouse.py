@@ -308,9 +308,8 @@ class Warehouse:
         """
         if self.spec.catalog_file is not None and not self.spec.catalog_file.exists():
             raise WarehouseError(f"no warehouse at {self.spec.describe()} yet: {_FIRST_RUN_HINT}")
-        con = duckdb.connect(config=dict(_NO_DOWNLOADS))
+        con = self._new_connection()
         try:
-            load_extensions(con, self.spec.extensions)
             con.execute(self.spec.attach_sql(read_only=True))
             con.execute(f"USE {LAKE}")
             if not self._has_schema(con):
@@ -401,10 +400,26 @@ class Warehouse:
             self.spec.catalog_file.parent.mkdir(parents=True, exist_ok=True)
         if "://" not in self.spec.data_path:
             Path(self.spec.data_path).mkdir(parents=True, exist_ok=True)
+        con = self._new_connection()
+        try:
+            _retry_locked(lambda: self._attach_writable(con), self.lock_timeout)
+        except duckdb.Error as exc:
+            con.close()
+            raise WarehouseError(f"cannot open warehouse {self.spec.describe()}: {exc}") from exc
+        return con
+
+    def _new_connection(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with the lake's extensions loaded, nothing attached.
+
+        Raises:
+            WarehouseError: an extension is missing or does not load.
+        """
         con = duckdb.connect(config=dict(_NO_DOWNLOADS))
         try:
             load_extensions(con, self.spec.extensions)
-            _retry_locked(lambda: self._attach_writable(con), self.lock_timeout)
+        except WarehouseError:
+            con.close()
+            raise
         except duckdb.Error as exc:
             con.close()
             raise WarehouseError(f"cannot open warehouse {self.spec.describe()}: {exc}") from exc
