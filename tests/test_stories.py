@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from newsflow import stories
-from newsflow.records import StoryAssignment
+from newsflow.records import DocFreqRow, StoryAssignment
 from newsflow.stories import StoryArticle
 from tests.conftest import shared
 
@@ -86,7 +86,9 @@ def test_state_round_trips_through_rows_and_gives_the_same_decision() -> None:
     df = stories.DocumentFrequencies()
     first = stories.assign_batch(items[:8], [], df)
     restored = [stories.story_from_stored(stories.story_rows(s)) for s in first.stories]
-    stored_df = stories.DocumentFrequencies.from_rows(first.df_increments)
+    stored_df = stories.DocumentFrequencies.from_rows(
+        [DocFreqRow(term, n) for term, n in first.df_increments.items()]
+    )
     assert stored_df.n_docs == 8
     again = stories.assign_batch(items[8:], restored, stored_df)
     direct = stories.assign_batch(items[8:], first.stories, df)

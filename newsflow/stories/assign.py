@@ -25,7 +25,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import NamedTuple
 
-from newsflow.records import DocFreqRow, StoryAssignment
+from newsflow.records import StoryAssignment
 from newsflow.stories.model import (
     DEFAULT_CONFIG,
     DOCS_KEY,
@@ -129,7 +129,7 @@ def assign_batch(
         decisions.append(decision)
     position = {a.article_id: n for n, a in enumerate(articles)}
     decisions.sort(key=lambda d: position[d.article_id])
-    return BatchResult(decisions, list(touched.values()), [DocFreqRow(t, n) for t, n in increments.items()])
+    return BatchResult(decisions, list(touched.values()), increments)
 
 
 class _Fit(NamedTuple):

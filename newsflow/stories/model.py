@@ -5,7 +5,7 @@ warehouse."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -132,8 +132,9 @@ class DocumentFrequencies:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """The decisions for a batch, the stories it created or changed, and document-frequency increments."""
+    """The decisions for a batch, the stories it created or changed, and document-frequency increments
+    (documents of the batch per term, and under ``DOCS_KEY`` the batch's size)."""
 
     assignments: list[StoryAssignment]
     stories: list[Story]
-    df_increments: list[DocFreqRow]
+    df_increments: Mapping[str, int]
