@@ -20,6 +20,7 @@ from newsflow.flows._runners import unwalked
 from newsflow.progress import report
 from newsflow.records import Article, ContentSource, FetchedPage, PlannedEntry, StoreOutcome
 from newsflow.settings import Settings
+from newsflow.system import freeze_start_up_objects
 from newsflow.tasks.extraction import extract_pages
 from newsflow.tasks.fetching import fetch_pages
 from newsflow.tasks.storing import store_articles
@@ -133,6 +134,7 @@ def process_batches(
     the lake's files fewer and larger. A batch whose task fails is logged, counted and left unstored: its
     entries are still new for the next run.
     """
+    freeze_start_up_objects()
     total = sum(len(batch) for batch in batches)
     max_ahead = 2 * settings.extraction_workers + 1
     events: queue.Queue[tuple[str, int, PrefectFuture[Any]]] = queue.Queue()

@@ -24,6 +24,7 @@ from prefect.utilities.annotations import quote
 
 from newsflow.errors import ConfigError
 from newsflow.settings import Settings
+from newsflow.system import freeze_start_up_objects
 
 #: How long each warm-up job holds its worker, so that every worker of the pool gets one.
 WARM_UP_HOLD_S = 0.3
@@ -54,6 +55,7 @@ def warm_up_worker(parent: int) -> None:
     from newsflow.tasks.extraction import detect_language  # trafilatura, lxml and the text features
 
     detect_language("warm up the language model: it is loaded on first use")
+    freeze_start_up_objects()
 
 
 def _exit_with_parent(parent: int) -> None:
