@@ -154,3 +154,38 @@ def test_a_run_with_few_pages_extracts_them_without_starting_workers(
     with reader(tmp_path / "x.ducklake") as con:
         words = [row[0] for row in con.execute("SELECT word_count FROM articles").fetchall()]
     assert len(words) == 3 and min(words) > 50  # the pages' own text, not the feed's one-line items
+
+
+def test_an_api_named_in_the_prefect_profile_gets_the_run_and_no_temporary_server_stays(
+    prefect_harness: str, site: LoopbackSite, tmp_path: Path
+) -> None:
+    """With no PREFECT_API_URL in the environment the command starts a temporary server before Prefect's
+    settings are loaded; when the active profile names an API, that server is stopped and the run is
+    recorded in the profile's API."""
+    import httpx
+
+    items = [Item("Profiled", site.url("/site/profiled/one.html"), guid="p-1")]
+    write_feed(site.root / "profiled" / "feed.xml", "Profiled", items)
+    feeds = tmp_path / "feeds.toml"
+    feeds.write_text(f'[[feeds]]\nurl = "{site.url("/site/profiled/feed.xml")}"\n')
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    (home / "profiles.toml").write_text(
+        f'active = "shared"\n\n[profiles.shared]\nPREFECT_API_URL = "{prefect_harness}"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "NEWSFLOW_"))}
+    env.update(PREFECT_HOME=str(home), PREFECT_PROFILES_PATH=str(home / "profiles.toml"))
+    db = tmp_path / "profiled.ducklake"
+    command = [str(Path(sys.executable).parent / "newsflow"), "ingest", "--feeds", str(feeds),
+               "--db", str(db), "--allow-private-networks", "--json"]  # fmt: skip
+    log = tmp_path / "stderr.txt"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        servers: set[int] = set()
+        while process.poll() is None:
+            servers |= children(process.pid, b"uvicorn")
+            time.sleep(0.05)
+    assert process.returncode == 0, log.read_text()[-2000:]
+    assert not {pid for pid in servers if os.path.exists(f"/proc/{pid}")}
+    runs = httpx.post(f"{prefect_harness}/flow_runs/filter", json={"limit": 200}).json()
+    assert any(run["parameters"].get("db") == str(db) for run in runs), "the run is not in the profile's API"
