@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import duckdb
 
 from newsflow import stories
-from newsflow.records import DocFreqRow, DuplicateMark, StoryAssignment
+from newsflow.records import DuplicateMark, StoryAssignment
 from newsflow.stories import DEFAULT_CONFIG, StoryArticle, StoryConfig, boilerplate, neardup
 from newsflow.warehouse import stories as stories_table
 
@@ -241,7 +241,7 @@ def assign_stories(
         if articles[i].article_id not in counted:
             increments.update(set(terms) | set(entities))
             increments[stories.DOCS_KEY] += 1
-    stories_table.add_doc_freqs(con, [DocFreqRow(t, n) for t, n in increments.items()])
+    stories_table.add_doc_freqs(con, increments)
     return {d.article_id: d.story_id for d in result.assignments}, result.assignments
 
 

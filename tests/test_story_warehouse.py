@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from newsflow.records import BandRow, DocFreqRow, SignatureRow, StoredStory, StoryAssignment, StoryRow
+from newsflow.records import BandRow, SignatureRow, StoredStory, StoryAssignment, StoryRow
 from newsflow.warehouse import stories as stories_table
 from newsflow.warehouse.schema import migrate
 from newsflow.warehouse.upgrade import upgrade_file
@@ -88,9 +88,9 @@ def test_migration_0004_keeps_grouping_state_and_times_it(tmp_path: Path) -> Non
 
 
 def test_document_frequencies_add_up_and_can_be_taken_out(con: duckdb.DuckDBPyConnection) -> None:
-    stories_table.add_doc_freqs(con, [DocFreqRow("", 2), DocFreqRow("anthropic", 2), DocFreqRow("eds", 1)])
-    stories_table.add_doc_freqs(con, [DocFreqRow("", 1), DocFreqRow("anthropic", 1)])
-    stories_table.add_doc_freqs(con, [DocFreqRow("eds", -1)])
+    stories_table.add_doc_freqs(con, {"": 2, "anthropic": 2, "eds": 1})
+    stories_table.add_doc_freqs(con, {"": 1, "anthropic": 1})
+    stories_table.add_doc_freqs(con, {"eds": -1})
     rows = stories_table.doc_freqs(con, {"", "anthropic", "eds", "missing"})
     assert sorted((r.term, r.df) for r in rows) == [("", 3), ("anthropic", 3), ("eds", 0)]
 

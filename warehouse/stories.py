@@ -218,13 +218,15 @@ def doc_freqs(con: duckdb.DuckDBPyConnection, terms: Collection[str]) -> list[Do
 _TERMS_ONLY = pa.schema([("term", pa.string())])
 
 
-def add_doc_freqs(con: duckdb.DuckDBPyConnection, increments: Sequence[DocFreqRow]) -> None:
-    """Add ``increments`` (negative to take documents out) to the stored document frequencies."""
-    rows = [r for r in increments if r.df]
-    if not rows:
+def add_doc_freqs(con: duckdb.DuckDBPyConnection, increments: Mapping[str, int]) -> None:
+    """Add ``increments`` (documents by term; negative to take documents out; the term ``''`` counts
+    documents) to the stored document frequencies. A mapping rather than a row object per term: a batch of
+    100 articles has 10,000-20,000 distinct terms."""
+    changed = {term: n for term, n in increments.items() if n}
+    if not changed:
         return
     table = pa.table(
-        {"term": [r.term for r in rows], "df": [r.df for r in rows]},
+        {"term": list(changed), "df": list(changed.values())},
         schema=pa.schema([("term", pa.string()), ("df", pa.int64())]),
     )
     with registered(con, "df_increments", table):
