@@ -96,6 +96,18 @@ def test_precise_text_unless_it_is_short(page_id: str) -> None:
     assert token_f1(article.text, pages[page_id]["articleBody"]) > 0.99
 
 
+def test_a_text_from_a_later_pass_keeps_the_first_pass_metadata() -> None:
+    """The short article's text comes from a later pass, run without metadata; the page's own title,
+    site and date (read in the first pass) are still the article's."""
+    page = fetched(SHORT_PAGE, gold()[SHORT_PAGE]["url"])
+    entry = replace(page.planned.entry, published_at=None)
+    article = build_article(replace(page, planned=replace(page.planned, entry=entry)))
+    assert len(article.text) > 600  # longer than the precise pass's 587 characters
+    assert article.title == "2018 Boys State Swim Results"  # the page's, not the feed's
+    assert article.site == "catchitkansas.com"
+    assert article.published_at == datetime(2018, 2, 16, tzinfo=UTC)
+
+
 def test_english_page_metadata() -> None:
     url = gold()[ENGLISH_PAGE]["url"]
     page = fetched(ENGLISH_PAGE, url)
