@@ -236,11 +236,11 @@ def assign_stories(
     ]
     result = stories.assign_batch(articles, loaded, df, config, counts, candidates, vectors)
     stories_table.save_stories(con, [stories.story_rows(s) for s in result.stories], now)
-    increments: Counter[str] = Counter()
+    increments = Counter(result.df_increments)  # every article of the batch; counted ones are stored
     for i, (terms, entities) in enumerate(counts):
-        if articles[i].article_id not in counted:
-            increments.update(set(terms) | set(entities))
-            increments[stories.DOCS_KEY] += 1
+        if articles[i].article_id in counted:
+            increments.subtract(set(terms) | set(entities))
+            increments[stories.DOCS_KEY] -= 1
     stories_table.add_doc_freqs(con, increments)
     return {d.article_id: d.story_id for d in result.assignments}, result.assignments
 
