@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import tracemalloc
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -94,6 +95,20 @@ def test_precise_text_unless_it_is_short(page_id: str) -> None:
     pages = gold()
     article = build_article(fetched(page_id, pages[page_id]["url"]))
     assert token_f1(article.text, pages[page_id]["articleBody"]) > 0.99
+
+
+def test_a_compressed_page_holds_only_its_compressed_size() -> None:
+    """Pages wait compressed between fetch and extraction; a run holds hundreds of them at once."""
+    html = html_of(ENGLISH_PAGE)
+    tracemalloc.start()
+    try:
+        page = compress_page(html)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert zstandard.decompress(page) == html
+    assert len(page) < len(html) / 3
+    assert held < len(page) + 4096
 
 
 def test_a_text_from_a_later_pass_keeps_the_first_pass_metadata() -> None:
