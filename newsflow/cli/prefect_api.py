@@ -75,9 +75,15 @@ def _start_server(port: int) -> subprocess.Popen[bytes]:
 def _server_environment() -> dict[str, str]:
     """This process's environment plus what Prefect sets for its own temporary server: no UI, ephemeral
     mode (services off). Settings from a profile or a settings file the server reads itself, from the same
-    ``PREFECT_HOME`` and working directory."""
+    ``PREFECT_HOME`` and working directory.
+
+    Unless the environment says otherwise, the server also skips registering Prefect's block types at
+    start: that imports every block module to hash them even when the database has them all (0.65 s of the
+    server's 3.6 s of CPU to its first answer), and newsflow's flows use no blocks. A ``prefect server
+    start`` on the same database registers them as usual."""
     env = dict(os.environ)
     env.update(PREFECT_UI_ENABLED="0", PREFECT__SERVER_EPHEMERAL="1", PREFECT__SERVER_FINAL="1")
+    env.setdefault("PREFECT_API_BLOCKS_REGISTER_ON_START", "false")
     return env
 
 
