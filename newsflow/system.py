@@ -1,6 +1,6 @@
 """The process itself: the C library, for the calls newsflow makes into it (glibc's ``malloc_trim``:
-extraction workers hand freed heap back; Linux's ``prctl``: a temporary API server dies with its command),
-and the garbage collector."""
+extraction workers hand freed heap back; ``mallopt``: fewer malloc arenas; Linux's ``prctl``: a temporary
+API server dies with its command), and the garbage collector."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import ctypes
 import ctypes.util
 import functools
 import gc
+import os
 import threading
+
+#: glibc malloc arenas per process (its default is 8 per core; see :func:`limit_malloc_arenas`).
+MALLOC_ARENAS = 2
+#: mallopt parameter number of the arena limit (malloc.h).
+_M_ARENA_MAX = -8
 
 
 @functools.cache
@@ -37,3 +43,23 @@ def freeze_start_up_objects() -> None:
         _frozen.set()
         gc.collect()
         gc.freeze()
+
+
+def limit_malloc_arenas() -> None:
+    """At most MALLOC_ARENAS glibc malloc arenas in this process and the processes it starts (extraction
+    workers, Prefect's temporary API server, served flow runs), unless ``MALLOC_ARENA_MAX`` is set already
+    (glibc read it at start). Meant for first thing in the command, before any thread starts.
+
+    By default each thread that allocates gets its own heap, up to 8 per core, and what is freed in one
+    stays there: a flow process fetches pages on a dozen threads. Cold 1,000-page ingests against glibc's
+    default: the flow process's peak anonymous memory 264-273 MB against 295-297 (2 pairs), its peak RSS
+    416 against 441 MiB (median of 5 pairs run in turn). CPU time moved by 0.93x in one set of 5 pairs
+    and by 1.02x (0.93-1.13) in the next: no change that the noise shows.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    os.environ["MALLOC_ARENA_MAX"] = str(MALLOC_ARENAS)
+    c_library = libc()
+    mallopt = getattr(c_library, "mallopt", None) if c_library is not None else None
+    if mallopt is not None:
+        mallopt(_M_ARENA_MAX, MALLOC_ARENAS)

@@ -190,3 +190,23 @@ def test_an_api_named_in_the_prefect_profile_gets_the_run_and_no_temporary_serve
     assert not set().union(*looks[len(looks) // 2 :]), "a temporary server ran through the second half"
     runs = httpx.post(f"{prefect_harness}/flow_runs/filter", json={"limit": 200}).json()
     assert any(run["parameters"].get("db") == str(db) for run in runs), "the run is not in the profile's API"
+
+
+@pytest.mark.parametrize(("chosen", "seen_by_children"), [(None, "2"), ("8", "8")])
+def test_processes_a_command_starts_get_few_malloc_arenas_unless_the_user_chose(
+    chosen: str | None, seen_by_children: str
+) -> None:
+    child = "import os; print(os.environ.get('MALLOC_ARENA_MAX'))"
+    command = (
+        "import subprocess, sys\n"
+        "from newsflow.system import limit_malloc_arenas\n"
+        "limit_malloc_arenas()\n"
+        f"print(subprocess.run([sys.executable, '-c', {child!r}], capture_output=True, text=True).stdout)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    if chosen is not None:
+        env["MALLOC_ARENA_MAX"] = chosen
+    done = subprocess.run(
+        [sys.executable, "-c", command], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.strip() == seen_by_children

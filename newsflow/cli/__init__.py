@@ -17,6 +17,7 @@ import click
 from newsflow.cli import browse, feeds, runs, serve, warehouse
 from newsflow.cli.options import EXIT_ERROR
 from newsflow.errors import NewsflowError
+from newsflow.system import limit_malloc_arenas
 
 
 class CleanErrors(click.Group):
@@ -34,6 +35,7 @@ class CleanErrors(click.Group):
 @click.version_option(package_name="newsflow")
 def main() -> None:
     """newsflow: poll news feeds, extract clean articles, keep them in a DuckDB warehouse."""
+    limit_malloc_arenas()
 
 
 for command in (
