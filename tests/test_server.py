@@ -41,7 +41,9 @@ def test_serve_without_a_server_says_how_to_start_one(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    with started_prefect_server(tmp_path_factory.mktemp("prefect-home")) as env:
+    # Usage reports on, as a server is by default: `newsflow serve` must say how to turn them off.
+    home = tmp_path_factory.mktemp("prefect-home")
+    with started_prefect_server(home, PREFECT_SERVER_ANALYTICS_ENABLED="true") as env:
         yield env
 
 
@@ -123,6 +125,10 @@ def test_scheduled_ingests_and_a_triggered_backfill(
         stop(serving)
         serve_log.close()
     assert serving.returncode is not None
+    assert (
+        "restart the server with PREFECT_SERVER_ANALYTICS_ENABLED=false"
+        in (tmp_path / "serve.log").read_text()
+    )
     from tests.lake import warehouse
 
     con = warehouse(db).connect()

@@ -16,6 +16,7 @@ import click
 
 from newsflow.cli import browse, feeds, runs, serve, warehouse
 from newsflow.cli.options import EXIT_ERROR
+from newsflow.cli.prefect_api import prefect_telemetry_off
 from newsflow.errors import NewsflowError
 from newsflow.system import limit_malloc_arenas
 
@@ -36,6 +37,7 @@ class CleanErrors(click.Group):
 def main() -> None:
     """newsflow: poll news feeds, extract clean articles, keep them in a DuckDB warehouse."""
     limit_malloc_arenas()
+    prefect_telemetry_off()
 
 
 for command in (

@@ -36,6 +36,25 @@ PORT_TAKEN = 3
 STOP_GRACE_S = 5
 #: prctl option: the signal the kernel sends a process when its parent dies (linux/prctl.h).
 PR_SET_PDEATHSIG = 1
+#: Prefect's two telemetry switches: the server's usage reports (and its heartbeat service), and the
+#: client's (``DO_NOT_TRACK``, the common opt-out, which also silences Prefect's first-import notice).
+SERVER_ANALYTICS = "PREFECT_SERVER_ANALYTICS_ENABLED"
+DO_NOT_TRACK = "DO_NOT_TRACK"
+
+
+def prefect_telemetry_off() -> None:
+    """Turn Prefect's usage telemetry off for this command and every process it starts (the temporary API
+    server, extraction workers, served flow runs), unless the user chose: a set ``PREFECT_SERVER_ANALYTICS_
+    ENABLED`` or ``DO_NOT_TRACK`` is left as it is, and a server switch the user turned on leaves the client's
+    on too. Meant for first thing in the command, before Prefect is imported.
+
+    A self-hosted warehouse should not report to a third party unasked, and on a machine without internet
+    the server's telemetry service printed a traceback (``database is locked``, racing the migrations of a
+    new ``PREFECT_HOME``) on the first run and ``Failed to send telemetry`` on every later one."""
+    user_chose_server = SERVER_ANALYTICS in os.environ
+    os.environ.setdefault(SERVER_ANALYTICS, "false")
+    if not user_chose_server or os.environ[SERVER_ANALYTICS].strip().lower() in ("0", "false", "no", "off"):
+        os.environ.setdefault(DO_NOT_TRACK, "1")
 
 
 def _free_port() -> int:

@@ -38,7 +38,7 @@ def serve(
     Needs PREFECT_API_URL pointing at `prefect server start` (the temporary API cannot fire schedules).
     Scheduled ingests poll only the feeds that are due.
     """
-    from newsflow.cli.serving import parse_duration, require_server
+    from newsflow.cli.serving import parse_duration, require_server, server_telemetry_note
     from newsflow.cli.serving import serve as serve_deployments
 
     interval = parse_duration(ingest_every) if ingest_every else None
@@ -49,6 +49,8 @@ def serve(
     if allow_private_networks:
         os.environ["NEWSFLOW_ALLOW_PRIVATE_NETWORKS"] = "1"  # flow runs inherit the environment
     require_server()
+    if note := server_telemetry_note():
+        click.echo(note, err=True)
     if web_address:
         from newsflow.web.server import parse_address, start_web_thread
 

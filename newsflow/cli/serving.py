@@ -80,6 +80,27 @@ def require_server() -> str:
     return str(url)
 
 
+def server_telemetry_note() -> str | None:
+    """What to tell the user when the Prefect server they serve on reports usage to Prefect: that is the
+    server's own setting (``PREFECT_SERVER_ANALYTICS_ENABLED``, on by default), which newsflow cannot change
+    from here. None when it is off, or when the server does not say."""
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            response = client.request("GET", "/admin/settings")
+            response.raise_for_status()
+            enabled = response.json().get("server", {}).get("analytics_enabled", False)
+    except Exception:  # noqa: BLE001 - only a note: a server that will not say is left alone
+        return None
+    if enabled is not True:
+        return None
+    return (
+        "note: the Prefect server at PREFECT_API_URL sends anonymous usage data to Prefect; newsflow's own "
+        "processes send none. To turn it off, restart the server with PREFECT_SERVER_ANALYTICS_ENABLED=false"
+    )
+
+
 def serve(settings: Settings) -> None:
     """Register the deployments with the server and run their flows until interrupted.
 
