@@ -6,10 +6,12 @@ run bookkeeping is in ``_runs``.
 
 from __future__ import annotations
 
+import contextvars
 import queue
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from prefect import get_run_logger
@@ -18,7 +20,16 @@ from prefect.task_runners import TaskRunner
 
 from newsflow.flows._runners import unwalked
 from newsflow.progress import report
-from newsflow.records import Article, ContentSource, FetchedPage, PlannedEntry, StoreOutcome
+from newsflow.records import (
+    Article,
+    Checkpoint,
+    ContentSource,
+    FetchedPage,
+    PlannedEntry,
+    StoreOutcome,
+    UnitStatus,
+    WorkBatch,
+)
 from newsflow.settings import Settings
 from newsflow.system import freeze_start_up_objects
 from newsflow.tasks.extraction import extract_pages
@@ -121,65 +132,199 @@ def process_batches(
     runner: TaskRunner[Any],
     after_batch: Callable[[int, bool], None] | None = None,
 ) -> None:
-    """Fetch, extract and store ``batches``; ``after_batch(index, stored)`` is called as each one is
-    stored (True) or given up (False).
+    """Fetch, extract and store batches of entries (see :func:`run_pipeline`)."""
+    run_pipeline(
+        (WorkBatch(entries=tuple(batch)) for batch in batches), settings, run_id, counts, runner,
+        total=sum(len(batch) for batch in batches), after_batch=after_batch,
+    )  # fmt: skip
 
-    Batches are fetched in order, at most FETCH_BATCHES_IN_FLIGHT at a time, and no further ahead of the
-    store than twice the extraction workers (memory stays bounded however many entries are new). Each is
-    extracted on ``runner`` as soon as it is fetched and stored as soon as it and all earlier batches are
-    extracted, so the "first copy" of a duplicate follows feed order. Batches that are ready together
-    (the workers finish at about the same time, or finished while the last store ran) are stored in one
+
+#: Chooses which of a batch's extracted articles are stored (an archive backfill keeps its window's).
+Selector = Callable[[list[Article]], list[Article]]
+
+
+def run_pipeline(
+    batches: Iterable[WorkBatch],
+    settings: Settings,
+    run_id: str,
+    counts: ArticleCounts,
+    runner: TaskRunner[Any],
+    *,
+    total: int | None = None,
+    select: Selector | None = None,
+    after_batch: Callable[[int, bool], None] | None = None,
+    after_store: Callable[[StoreOutcome], None] | None = None,
+) -> None:
+    """Fetch, extract and store ``batches``; ``after_batch(index, stored)`` is called as each one is
+    stored (True) or given up (False), ``after_store`` with each store's outcome.
+
+    ``batches`` is drawn on a thread of its own, one batch at a time and no further ahead of the store than
+    twice the extraction workers, so memory stays bounded however many entries are new, and a source that
+    reads as it goes (an archive file) reads while the workers extract. A batch of entries is fetched
+    (at most FETCH_BATCHES_IN_FLIGHT at a time); a batch of pages read already goes straight to
+    extraction on ``runner``. Batches are stored in order as soon as they and all earlier ones are
+    extracted, so the "first copy" of a duplicate follows feed order. Batches that are ready together (the
+    workers finish at about the same time, or finished while the last store ran) are stored in one
     transaction: a store step has a fixed cost of about 0.25 s (twenty-odd statements on the lake and a
     commit that writes a Parquet file per table), so this halves it when the workers keep pace, and keeps
-    the lake's files fewer and larger. A batch whose task fails is logged, counted and left unstored: its
-    entries are still new for the next run.
+    the lake's files fewer and larger. A batch's checkpoint is stored in the transaction of its articles.
+    A batch whose task fails is logged, counted and left unstored: its entries are still new for the next
+    run, and the checkpoints of its unit stop there (the unit is recorded as failed, to be read again).
     """
     freeze_start_up_objects()
-    total = sum(len(batch) for batch in batches)
-    max_ahead = 2 * settings.extraction_workers + 1
-    events: queue.Queue[tuple[str, int, PrefectFuture[Any]]] = queue.Queue()
-    extracted: dict[int, list[Article] | None] = {}
-    next_fetch = next_store = fetching = fetched = stored = 0
+    events: queue.Queue[tuple[str, int, Any]] = queue.Queue()
+    room = threading.Semaphore(2 * settings.extraction_workers + 1)
+    _start_source(batches, events, room)
+    stage = _Stages(settings, run_id, counts, runner, events, total, select, after_batch, after_store)
+    while not stage.finished():
+        for event in _this_and_waiting(events):
+            stage.handle(*event)
+        stage.start_fetches()
+        if done := stage.store_ready():
+            room.release(done)
+    stage.record_failed_units()
+    if stage.source_error is not None:
+        raise stage.source_error
 
-    def notify(stage: str, index: int) -> Callable[[PrefectFuture[Any]], None]:
-        return lambda future: events.put((stage, index, future))
 
-    while next_store < len(batches):
-        while (
-            next_fetch < len(batches)
-            and fetching < FETCH_BATCHES_IN_FLIGHT
-            and next_fetch - next_store < max_ahead
-        ):
-            fetching_batch = fetch_pages.submit(unwalked(batches[next_fetch]), settings)
-            fetching_batch.add_done_callback(notify("fetched", next_fetch))
-            next_fetch += 1
-            fetching += 1
-        for stage, index, future in _this_and_waiting(events):
-            if stage == "fetched":
-                fetching -= 1
-                pages: list[FetchedPage] | None = _result_or_none(future, stage, index)
-                if pages is None:
-                    extracted[index] = None
-                else:
-                    fetched += len(pages)
-                    report("fetch pages", fetched, total)
-                    extracting = runner.submit(extract_pages, {"pages": unwalked(pages)})
-                    extracting.add_done_callback(notify("extracted", index))
+def _start_source(batches: Iterable[WorkBatch], events: queue.Queue[tuple[str, int, Any]],
+                  room: threading.Semaphore) -> None:  # fmt: skip
+    """Draw ``batches`` on a thread (in this flow run's context), each after a ``room`` permit, into
+    ``events``: ("batch", index, batch) each, then ("end", count, None) or ("error", index, exception)."""
+
+    def pump() -> None:
+        index = 0
+        try:
+            for batch in batches:
+                events.put(("batch", index, batch))
+                index += 1
+                room.acquire()
+        except Exception as exc:  # noqa: BLE001 - reported to the pipeline, which ends the run with it
+            events.put(("error", index, exc))
+            return
+        events.put(("end", index, None))
+
+    context = contextvars.copy_context()
+    room.acquire()
+    threading.Thread(target=context.run, args=(pump,), name="pipeline-source", daemon=True).start()
+
+
+class _Stages:
+    """The pipeline's state between events: what is fetched, extracted and stored."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        run_id: str,
+        counts: ArticleCounts,
+        runner: TaskRunner[Any],
+        events: queue.Queue[tuple[str, int, Any]],
+        total: int | None,
+        select: Selector | None,
+        after_batch: Callable[[int, bool], None] | None,
+        after_store: Callable[[StoreOutcome], None] | None,
+    ) -> None:
+        self.settings, self.run_id, self.counts, self.runner = settings, run_id, counts, runner
+        self.events, self.total, self.select = events, total, select
+        self.after_batch, self.after_store = after_batch, after_store
+        self.batches: dict[int, WorkBatch] = {}
+        self.received = self.next_store = self.fetching = self.fetched = self.stored = self.seen = 0
+        self.to_fetch: deque[int] = deque()
+        self.extracted: dict[int, list[Article] | None] = {}
+        self.source_done = False
+        self.source_error: Exception | None = None
+        self.failed_units: dict[tuple[str, str, str], Checkpoint] = {}
+
+    def finished(self) -> bool:
+        return self.source_done and self.next_store == self.received
+
+    def handle(self, kind: str, index: int, value: Any) -> None:
+        if kind == "batch":
+            self.batches[index] = value
+            self.received += 1
+            self.seen += len(value)
+            if value.pages is None and value.entries:
+                self.to_fetch.append(index)
             else:
-                extracted[index] = _result_or_none(future, stage, index)
-        ready: list[list[Article] | None] = []
-        while next_store + len(ready) in extracted:
-            ready.append(extracted.pop(next_store + len(ready)))
-        articles = [article for batch in ready if batch is not None for article in batch]
-        counts.batches_failed += sum(batch is None for batch in ready)
-        if articles:
-            counts.add_articles(articles, store_articles(unwalked(articles), settings, run_id))
-            stored += len(articles)
-            report("store articles", stored, total)
-        if after_batch is not None:
-            for offset, batch in enumerate(ready):
-                after_batch(next_store + offset, batch is not None)
-        next_store += len(ready)
+                self._extract(index, list(value.pages or ()))
+        elif kind in ("end", "error"):
+            self.source_done = True
+            if kind == "error":
+                get_run_logger().error("reading batch %d failed; the run stops after what it read: %s",
+                                       index, value)  # fmt: skip
+                self.source_error = value
+        elif kind == "fetched":
+            self.fetching -= 1
+            pages: list[FetchedPage] | None = _result_or_none(value, kind, index)
+            if pages is None:
+                self.extracted[index] = None
+            else:
+                self.fetched += len(pages)
+                report("fetch pages", self.fetched, self.total or self.seen)
+                self._extract(index, pages)
+        else:
+            self.extracted[index] = _result_or_none(value, kind, index)
+
+    def _notify(self, stage: str, index: int) -> Callable[[PrefectFuture[Any]], None]:
+        return lambda future: self.events.put((stage, index, future))
+
+    def _extract(self, index: int, pages: list[FetchedPage]) -> None:
+        if not pages:
+            self.extracted[index] = []
+            return
+        extracting = self.runner.submit(extract_pages, {"pages": unwalked(pages)})
+        extracting.add_done_callback(self._notify("extracted", index))
+
+    def start_fetches(self) -> None:
+        while self.to_fetch and self.fetching < FETCH_BATCHES_IN_FLIGHT:
+            index = self.to_fetch.popleft()
+            fetching = fetch_pages.submit(unwalked(list(self.batches[index].entries)), self.settings)
+            fetching.add_done_callback(self._notify("fetched", index))
+            self.fetching += 1
+
+    def store_ready(self) -> int:
+        """Store the batches ready in order, in one transaction; returns how many were done with."""
+        ready: list[tuple[int, list[Article] | None]] = []
+        while self.next_store + len(ready) in self.extracted:
+            index = self.next_store + len(ready)
+            ready.append((index, self.extracted.pop(index)))
+        articles: list[Article] = []
+        checkpoints: list[Checkpoint] = []
+        for index, extracted in ready:
+            point = self.batches.pop(index).checkpoint
+            if extracted is None:
+                self.counts.batches_failed += 1
+                if point is not None:
+                    self.failed_units.setdefault(point.key, point)
+                continue
+            kept = self.select(extracted) if self.select else extracted
+            articles += kept
+            if point is not None and point.key not in self.failed_units:
+                checkpoints.append(replace(point, article_ids=tuple(a.article_id for a in kept)))
+        if articles or checkpoints:
+            outcome = store_articles(unwalked(articles), self.settings, self.run_id, unwalked(checkpoints))
+            self.counts.add_articles(articles, outcome)
+            if self.after_store is not None:
+                self.after_store(outcome)
+            self.stored += len(articles)
+            report("store articles", self.stored, self.total or self.seen)
+        if self.after_batch is not None:
+            for index, extracted in ready:
+                self.after_batch(index, extracted is not None)
+        self.next_store += len(ready)
+        return len(ready)
+
+    def record_failed_units(self) -> None:
+        """Units with a batch that failed are recorded as failed (their progress stays at the last batch
+        stored before it), so the next run reads them again from there."""
+        if not self.failed_units:
+            return
+        failed = [
+            replace(point, status=UnitStatus.FAILED, resume_at=None, records_read=0, records_kept=0,
+                    bytes_read=None, article_ids=(), error="a batch failed (see the run's log)")
+            for point in self.failed_units.values()
+        ]  # fmt: skip
+        store_articles([], self.settings, self.run_id, failed)
 
 
 def _this_and_waiting(events: queue.Queue[T]) -> Iterator[T]:

@@ -100,6 +100,31 @@ class PollResult:
     retry_after: float | None = None
 
 
+class Archive(StrEnum):
+    """The web archives a backfill reads."""
+
+    CC_NEWS = "cc-news"  # Common Crawl's news crawl: monthly WARC files
+    WAYBACK = "wayback"  # the Internet Archive's Wayback Machine: CDX index + raw replays
+    CC_INDEX = "cc-index"  # Common Crawl's main crawls through their URL index: one WARC record each
+
+
+@dataclass(frozen=True)
+class Capture:
+    """Where an archived page came from, so a stored row can be traced back to it: the archive, the WARC
+    file (``offset``/``length`` of its record there) or the replay URL, and when it was captured."""
+
+    archive: Archive
+    uri: str
+    captured_at: datetime
+    offset: int | None = None
+    length: int | None = None
+
+    @property
+    def is_record(self) -> bool:
+        """Read as one WARC record at ``offset`` of ``uri`` (a Range request), not as a replay."""
+        return self.offset is not None and self.length is not None
+
+
 @dataclass(frozen=True)
 class PlannedEntry:
     """A new entry with its stable identity, and whether its page should be fetched."""
@@ -110,6 +135,8 @@ class PlannedEntry:
     url: str | None  # canonical form of the entry link
     fetch: bool = True
     skip_reason: str | None = None
+    #: An archived capture of the entry's page: fetched from the archive, never from the site itself.
+    capture: Capture | None = None
 
     @property
     def page_link(self) -> str | None:
@@ -197,6 +224,51 @@ class Article:
     content_type: str | None = None
     external_id: str | None = None  # the id a loaded record carried
     features: TextFeatures | None = field(default=None, repr=False)
+    capture: Capture | None = None  # the archived capture it was extracted from (archive backfills)
+
+
+class UnitStatus(StrEnum):
+    """Where one unit of an archive backfill stands."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """How far one unit of an archive backfill (a WARC file, a site's CDX query, ...) has got: stored in
+    the same transaction as the articles of the batch it ends, so progress and articles never disagree.
+    Counts are what this batch adds; ``resume_at`` None keeps the stored one."""
+
+    backfill_id: str
+    archive: Archive
+    unit: str
+    status: UnitStatus = UnitStatus.PENDING
+    resume_at: str | None = None
+    records_read: int = 0
+    records_kept: int = 0
+    bytes_read: int | None = None
+    #: Ids of the batch's articles: those the store inserts count as stored.
+    article_ids: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.backfill_id, self.archive.value, self.unit)
+
+
+@dataclass(frozen=True)
+class WorkBatch:
+    """One batch of the article pipeline: entries whose pages are to be fetched, or ``pages`` already
+    read (from an archive file); and the checkpoint to store with its articles, if any."""
+
+    entries: tuple[PlannedEntry, ...] = ()
+    pages: tuple[FetchedPage, ...] | None = None
+    checkpoint: Checkpoint | None = None
+
+    def __len__(self) -> int:
+        return len(self.pages) if self.pages is not None else len(self.entries)
 
 
 @dataclass(frozen=True)
@@ -208,6 +280,8 @@ class StoreOutcome:
     skipped_existing: int
     new_stories: int = 0
     joined_stories: int = 0
+    #: Articles stored per checkpointed unit (``Checkpoint.key``).
+    stored_by_unit: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

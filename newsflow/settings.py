@@ -83,6 +83,33 @@ class Settings(BaseSettings):
     future_tolerance: float = Field(
         600.0, ge=0, description="seconds a published date may lie in the future before clamping"
     )
+    cc_data_url: str = Field(
+        "https://data.commoncrawl.org/",
+        description="Common Crawl's data (CC-NEWS listings and WARC files): a mirror, or file:///a/local/copy/",
+    )
+    wayback_url: str = Field(
+        "https://web.archive.org/", description="the Wayback Machine (CDX at cdx/search/cdx, replays at web/)"
+    )
+    cc_index_url: str = Field(
+        "https://index.commoncrawl.org/",
+        description="Common Crawl's URL index (collinfo.json, <crawl>-index)",
+    )
+    crawl_lag_days: float = Field(
+        3.0, ge=0, description="captures are read until this many days after --until (crawls lag publication)"
+    )
+    index_requests_per_minute: float = Field(
+        12.0, gt=0, description="archive index queries (Wayback CDX, Common Crawl index) per minute"
+    )
+    replay_requests_per_minute: float = Field(60.0, gt=0, description="Wayback Machine replays per minute")
+    archive_retries: int = Field(
+        4, ge=0, description="attempts after the first for an archive request or WARC file before giving up"
+    )
+    archive_backoff: float = Field(
+        5.0, ge=0, description="first wait in seconds after an archive says 429/503 (doubled, with jitter)"
+    )
+    max_archive_wait: float = Field(
+        900.0, ge=0, description="longest Retry-After of an archive waited for before giving up on a request"
+    )
 
     def merged(self, **overrides: Any) -> Settings:
         """A copy with the non-None ``overrides`` applied (CLI flags, flow parameters)."""

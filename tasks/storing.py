@@ -7,7 +7,7 @@ lake has no UNIQUE: this is what keeps ``article_id`` unique with several writer
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
@@ -19,6 +19,8 @@ from newsflow.clock import utcnow
 from newsflow.net.urls import canonical_url
 from newsflow.records import (
     Article,
+    Capture,
+    Checkpoint,
     FeedEntry,
     FeedState,
     FetchedPage,
@@ -47,12 +49,26 @@ def plan(
     appears earlier in this batch, is kept but not fetched, to be stored as a duplicate, unless
     ``drop_known_urls`` (backfills: a sitemap listing a known article is no new copy of it).
     """
-    candidates: dict[str, PlannedEntry] = {}
+    return unstored(identified(entries), settings, drop_known_urls=drop_known_urls)
+
+
+def identified(entries: Iterable[FeedEntry], capture: Capture | None = None) -> list[PlannedEntry]:
+    """Each entry with its stable id (and the archived capture its page is to be read from)."""
+    planned = []
     for entry in entries:
         key = guid_key(entry.guid, entry.feed_url)
         url = canonical_url(entry.link)
-        planned = PlannedEntry(entry, article_id(key, url), key, url)
-        candidates.setdefault(planned.article_id, planned)
+        planned.append(PlannedEntry(entry, article_id(key, url), key, url, capture=capture))
+    return planned
+
+
+def unstored(
+    planned: Iterable[PlannedEntry], settings: Settings, *, drop_known_urls: bool = False
+) -> list[PlannedEntry]:
+    """``planned`` without the entries already stored (or earlier in it); see :func:`plan`."""
+    candidates: dict[str, PlannedEntry] = {}
+    for p in planned:
+        candidates.setdefault(p.article_id, p)
     with Warehouse.open(settings).read() as con:
         stored = articles_table.existing_ids(con, list(candidates))
         fresh = [p for p in candidates.values() if p.article_id not in stored]
@@ -69,16 +85,22 @@ def plan(
         if p.url and (p.url in known_urls or p.url in seen_urls):
             if drop_known_urls:
                 continue
-            p = PlannedEntry(p.entry, p.article_id, p.guid_key, p.url, fetch=False, skip_reason="known_url")
+            p = replace(p, fetch=False, skip_reason="known_url")
         if p.url:
             seen_urls.add(p.url)
         planned_entries.append(p)
     return planned_entries
 
 
-def store(articles: list[Article], settings: Settings, run_id: str | None) -> StoreOutcome:
+def store(
+    articles: list[Article],
+    settings: Settings,
+    run_id: str | None,
+    checkpoints: Sequence[Checkpoint] = (),
+) -> StoreOutcome:
     """Store one batch in one transaction: exact duplicates, near-duplicates and stories (see
-    :mod:`newsflow.tasks.grouping`). Re-storing a batch adds nothing."""
+    :mod:`newsflow.tasks.grouping`), and the archive ``checkpoints`` that these articles complete. Re-storing
+    a batch adds nothing."""
     now = utcnow()
     with Warehouse.open(settings).write() as con:
         stored_ids = articles_table.existing_ids(con, [a.article_id for a in articles])
@@ -89,17 +111,22 @@ def store(articles: list[Article], settings: Settings, run_id: str | None) -> St
             content_hashes=[a.content_hash for a in articles if a.content_hash],
         )
         marks = mark_exact_duplicates(articles, stored, stored_ids)
-        grouped = group_batch(con, _new_for_grouping(articles, stored_ids, now), marks, now)
+        new = _new_for_grouping(articles, stored_ids, now)
+        grouped = group_batch(con, new, marks, now)
         marks = {**marks, **grouped.near_marks}
         inserted = articles_table.insert_articles(
             con, articles, marks, run_id=run_id, now=now, story_ids=grouped.story_ids
         )
+        inserted_ids = {a.article_id for a in new}
+        by_unit = {p.key: len(inserted_ids.intersection(p.article_ids)) for p in checkpoints}
+        backfills_table.save_checkpoints(con, checkpoints, by_unit, now)
     return StoreOutcome(
         inserted=inserted,
         duplicates=dict(Counter(m.reason for m in marks.values())),
         skipped_existing=len({a.article_id for a in articles} & stored_ids),
         new_stories=grouped.new_stories,
         joined_stories=grouped.joined,
+        stored_by_unit=by_unit,
     )
 
 
@@ -130,9 +157,11 @@ def plan_entries(
 
 
 @task(name="store-articles", cache_policy=NO_CACHE)
-def store_articles(articles: list[Article], settings: Settings, run_id: str | None) -> StoreOutcome:
+def store_articles(
+    articles: list[Article], settings: Settings, run_id: str | None, checkpoints: Sequence[Checkpoint] = ()
+) -> StoreOutcome:
     """Prefect task: :func:`store` (one warehouse write per batch)."""
-    return store(articles, settings, run_id)
+    return store(articles, settings, run_id, checkpoints)
 
 
 @task(name="store-polls", cache_policy=NO_CACHE)

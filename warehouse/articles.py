@@ -48,6 +48,11 @@ ARTICLE_SCHEMA = pa.schema(
         ("first_seen_at", _TS),
         ("fetched_at", _TS),
         ("run_id", pa.string()),
+        ("capture_archive", pa.string()),
+        ("capture_uri", pa.string()),
+        ("capture_offset", pa.int64()),
+        ("capture_length", pa.int64()),
+        ("captured_at", _TS),
     ]
 )
 _ARTICLE_COLUMNS = ", ".join(ARTICLE_SCHEMA.names)
@@ -165,6 +170,7 @@ def _article_row(
     now: datetime,
     story_id: str | None = None,
 ) -> dict[str, object]:
+    capture = article.capture
     return {
         "article_id": article.article_id,
         "feed_url": article.feed_url,
@@ -197,6 +203,11 @@ def _article_row(
         "first_seen_at": now,
         "fetched_at": article.fetched_at,
         "run_id": run_id,
+        "capture_archive": capture.archive.value if capture else None,
+        "capture_uri": capture.uri if capture else None,
+        "capture_offset": capture.offset if capture else None,
+        "capture_length": capture.length if capture else None,
+        "captured_at": capture.captured_at if capture else None,
     }
 
 

@@ -1,15 +1,18 @@
-"""Backfill progress: one row per chunk (a day, by default) of a backfill's window."""
+"""Backfill progress: one row per chunk (a day, by default) of a backfill's window, and one per unit of an
+archive backfill (a WARC file, a site's CDX query, a crawl's index for a site)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
+from newsflow.records import Archive, Checkpoint, UnitStatus
 from newsflow.warehouse.arrow import registered
 
 
@@ -60,3 +63,76 @@ def finish_chunk(
         " WHERE backfill_id = ? AND chunk_start = ?",
         [entries, articles, now, backfill_id, chunk_start],
     )
+
+
+# ------------------------------------------------------------------------------------ archive backfills
+
+
+@dataclass(frozen=True)
+class UnitState:
+    """A unit of an archive backfill as stored: its status and where the next run goes on."""
+
+    status: UnitStatus
+    resume_at: str | None
+    attempts: int
+
+
+def ensure_units(
+    con: duckdb.DuckDBPyConnection, backfill_id: str, archive: Archive, units: Sequence[str], now: datetime
+) -> dict[str, UnitState]:
+    """Record ``units`` of a backfill as pending unless recorded already; returns the state of each."""
+    if units:
+        rows = pa.table({"unit": pa.array(list(dict.fromkeys(units)), pa.string())})
+        with registered(con, "new_units", rows):
+            con.execute(
+                "INSERT INTO archive_units (backfill_id, archive, unit, status, records_read, records_kept,"
+                " articles_stored, attempts, updated_at)"
+                " SELECT $id, $archive, n.unit, 'pending', 0, 0, 0, 0, $now FROM new_units n"
+                " WHERE n.unit NOT IN"
+                " (SELECT unit FROM archive_units WHERE backfill_id = $id AND archive = $archive)",
+                {"id": backfill_id, "archive": archive.value, "now": now},
+            )
+    return unit_states(con, backfill_id, archive)
+
+
+def unit_states(con: duckdb.DuckDBPyConnection, backfill_id: str, archive: Archive) -> dict[str, UnitState]:
+    """Every recorded unit of one archive of a backfill, by unit."""
+    rows = con.execute(
+        "SELECT unit, status, resume_at, attempts FROM archive_units WHERE backfill_id = ? AND archive = ?",
+        [backfill_id, archive.value],
+    ).fetchall()
+    return {
+        unit: UnitState(UnitStatus(status), resume_at, attempts) for unit, status, resume_at, attempts in rows
+    }
+
+
+def save_checkpoints(
+    con: duckdb.DuckDBPyConnection,
+    checkpoints: Sequence[Checkpoint],
+    stored: Mapping[tuple[str, str, str], int],
+    now: datetime,
+) -> None:
+    """Add each checkpoint's counts to its unit, with ``stored[key]`` articles, and move the unit on (in
+    the caller's transaction, the one that stores those articles). A failed unit counts one more attempt."""
+    for point in checkpoints:
+        con.execute(
+            "UPDATE archive_units SET status = $status, resume_at = coalesce($resume_at, resume_at),"
+            " records_read = records_read + $read, records_kept = records_kept + $kept,"
+            " articles_stored = articles_stored + $stored, bytes_read = coalesce($bytes, bytes_read),"
+            " attempts = attempts + $failed, error = $error, updated_at = $now"
+            " WHERE backfill_id = $id AND archive = $archive AND unit = $unit",
+            {
+                "status": point.status.value,
+                "resume_at": point.resume_at,
+                "read": point.records_read,
+                "kept": point.records_kept,
+                "stored": stored.get(point.key, 0),
+                "bytes": point.bytes_read,
+                "failed": int(point.status is UnitStatus.FAILED),
+                "error": point.error,
+                "now": now,
+                "id": point.backfill_id,
+                "archive": point.archive.value,
+                "unit": point.unit,
+            },
+        )
