@@ -188,6 +188,13 @@ def backfill_line(summary: Mapping[str, Any]) -> str:
     )
     if s["discovery_errors"]:
         line += f"; discovery problems {_counted(s['discovery_errors'])}"
+    for archive, counts in (s.get("archives") or {}).items():
+        line += (
+            f"; {archive} units {counts['units_done']} done, {counts['units_done_before']} done before, "
+            f"{counts['units_failed']} failed, {counts['records']['kept']} kept of "
+            f"{counts['records']['responses'] or counts['index_rows']} read, "
+            f"{counts['articles_stored']} stored"
+        )
     return line + _article_problems(s) + f"; {_total_seconds(s):.1f} s"
 
 

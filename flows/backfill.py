@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from itertools import chain
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -23,14 +24,21 @@ from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner
 
 from newsflow.errors import ConfigError, RunLockedError
-from newsflow.flows._pipeline import ArticleCounts, chunked, process_batches
+from newsflow.flows._pipeline import ArticleCounts, chunked, process_batches, run_pipeline
 from newsflow.flows._report import backfill_line
 from newsflow.flows._runners import api_shared_with_workers, extraction_runner, unwalked
 from newsflow.flows._runs import TrackedRun, tracked_run
 from newsflow.flows.ingest import IO_TASK_RUNNER
 from newsflow.progress import report
-from newsflow.records import FeedEntry, PlannedEntry
+from newsflow.records import Archive, Article, FeedEntry, PlannedEntry, StoreOutcome
 from newsflow.settings import Settings, load_settings
+from newsflow.tasks.archives import (
+    ARCHIVE_SOURCES,
+    ArchiveCounts,
+    ArchiveJob,
+    site_domains,
+    validate_warc_files,
+)
 from newsflow.tasks.discovery import Discovery, Window, discover_feed_archive, discover_sitemaps
 from newsflow.tasks.extraction import extract_pages
 from newsflow.tasks.storing import (
@@ -45,8 +53,9 @@ from newsflow.tasks.storing import (
 from newsflow.warehouse import feeds as feeds_table
 from newsflow.warehouse.lakehouse import Warehouse
 
-Source = Literal["feeds", "sitemaps", "warehouse"]
-SOURCES: tuple[Source, ...] = ("feeds", "sitemaps", "warehouse")
+Source = Literal["feeds", "sitemaps", "warehouse", "cc-news", "wayback", "cc-index"]
+SOURCES: tuple[Source, ...] = ("feeds", "sitemaps", "warehouse", "cc-news", "wayback", "cc-index")
+ARCHIVES = {archive.value: archive for archive in Archive}
 MAX_WINDOW_DAYS = 3660
 
 
@@ -63,6 +72,8 @@ class BackfillCounts(ArticleCounts):
     new_entries: int = 0
     reextracted: int = 0
     discovery_errors: Counter[str] = field(default_factory=Counter)
+    #: Per archive source: units (files, sites), bytes, records read and kept, articles stored.
+    archives: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def add_discovery(self, found: Discovery) -> None:
         self.documents_fetched += found.documents_fetched
@@ -99,13 +110,14 @@ def backfill(
     since: date,
     until: date,
     feed: str | None = None,
-    site: str | None = None,
+    site: str | list[str] | None = None,
     sources: list[Source] | None = None,
     db: str | None = None,
     allow_private_networks: bool | None = None,
     chunk_days: int = 1,
     batch_size: int | None = None,
     extraction_workers: int | None = None,
+    warc: list[str] | None = None,
 ) -> dict[str, Any]:
     """Fill the period since..until (whole days, UTC, both included).
 
@@ -113,27 +125,36 @@ def backfill(
         since: first day of the window.
         until: last day of the window.
         feed: only this feed's archive (and its site's sitemaps); default: every registered feed.
-        site: only this site: a domain (``example.com``, meaning https) or an origin URL.
+        site: only these sites: a domain (``example.com``: https, and with archives its subdomains too) or
+            an origin URL; one or a list. Required by the archive sources.
         sources: any of ``feeds`` (archived and paged feeds), ``sitemaps``, ``warehouse`` (re-extract
-            stored raw pages with no network); default ``feeds`` and ``sitemaps``.
+            stored raw pages with no network), and the web archives ``cc-news``, ``wayback``, ``cc-index``;
+            default ``feeds`` and ``sitemaps`` (``cc-news`` with ``warc``).
         db: the warehouse file.
         allow_private_networks: fetch from loopback/private addresses.
-        chunk_days: days per resumable chunk.
+        chunk_days: days per resumable chunk (feeds, sitemaps, warehouse).
         batch_size: articles per fetch/extract/store batch.
         extraction_workers: extraction processes.
+        warc: WARC files (paths or URLs) to read with ``cc-news`` instead of CC-NEWS's own listings.
 
     Returns:
         The backfill's counts; ``status`` is ``skipped`` when another backfill holds the warehouse.
     """
-    chosen = validate_request(since, until, sources, chunk_days)
+    sites = [site] if isinstance(site, str) else list(site or [])
+    chosen = validate_request(since, until, sources, chunk_days, sites=sites, warc=warc)
+    warc_urls = validate_warc_files(warc or [])
     settings = load_settings(
         db=Path(db) if db else None,
         allow_private_networks=allow_private_networks,
         batch_size=batch_size,
         extraction_workers=extraction_workers,
     )
-    parameters = {"since": since, "until": until, "feed": feed, "site": site, "sources": sorted(chosen),
-                  "chunk_days": chunk_days, "db": str(settings.db)}  # fmt: skip
+    # One site is kept as a string, so backfills begun before sites could be several keep their id.
+    parameters = {"since": since, "until": until, "feed": feed, "site": sites[0] if len(sites) == 1 else
+                  sorted(sites) or None, "sources": sorted(chosen), "chunk_days": chunk_days,
+                  "db": str(settings.db)}  # fmt: skip
+    if warc_urls:
+        parameters["warc"] = list(warc_urls)
     logger = get_run_logger()
     counts = BackfillCounts()
     try:
@@ -150,17 +171,34 @@ def backfill(
     return summary
 
 
-def validate_request(since: date, until: date, sources: list[Source] | None, chunk_days: int) -> set[Source]:
+def validate_request(
+    since: date,
+    until: date,
+    sources: list[Source] | None,
+    chunk_days: int,
+    *,
+    sites: list[str] | None = None,
+    warc: list[str] | None = None,
+) -> set[Source]:
+    """The sources to read, or a ConfigError saying what is wrong with the request."""
     if since > until:
         raise ConfigError(f"--since {since} is after --until {until}")
     if (until - since).days > MAX_WINDOW_DAYS:
         raise ConfigError(f"window of {(until - since).days} days is over the {MAX_WINDOW_DAYS}-day limit")
     if chunk_days < 1:
         raise ConfigError("chunk_days must be at least 1")
-    chosen = set(sources or ("feeds", "sitemaps"))
+    chosen = set(sources or (("cc-news",) if warc else ("feeds", "sitemaps")))
     unknown = chosen - set(SOURCES)
     if unknown:
         raise ConfigError(f"unknown source(s) {sorted(unknown)}: choose from {', '.join(SOURCES)}")
+    archives = sorted(chosen & set(ARCHIVES))
+    if archives and not site_domains(sites or []):
+        raise ConfigError(
+            f"--source {archives[0]} needs --site DOMAIN (repeatable): a web archive holds every site of "
+            "the web, so say which to keep (a domain takes its subdomains: nytimes.com takes www.nytimes.com)"
+        )
+    if warc and "cc-news" not in chosen:
+        raise ConfigError("--warc files are read by --source cc-news: add it")
     return chosen
 
 
@@ -171,7 +209,14 @@ def fill(
     counts: BackfillCounts,
     run: TrackedRun,
 ) -> None:
-    """Discover, then process every unfinished chunk in date order, marking each done as it completes."""
+    """The archive sources, then the others: every unfinished chunk in date order, each marked done as it
+    completes."""
+    archives = [ARCHIVES[source] for source in SOURCES if source in sources and source in ARCHIVES]
+    if archives:
+        fill_from_archives(settings, parameters, archives, counts, run)
+        sources = sources - set(ARCHIVES)
+        if not sources:
+            return
     since, until = parameters["since"], parameters["until"]
     chunks = day_chunks(since, until, parameters["chunk_days"])
     identity = backfill_id(parameters)
@@ -208,6 +253,52 @@ def fill(
                 after_batch=lambda index, ok: progress.part_done(batch_chunks[index], ok),
             )  # fmt: skip
     run.lap("chunks_s")
+
+
+def fill_from_archives(
+    settings: Settings,
+    parameters: dict[str, Any],
+    archives: list[Archive],
+    counts: BackfillCounts,
+    run: TrackedRun,
+) -> None:
+    """Read the archives' units for the window's sites through one article pipeline, keeping the articles
+    published in the window."""
+    sites = parameters["site"]
+    job = ArchiveJob(
+        backfill_id=backfill_id(parameters),
+        sites=site_domains([sites] if isinstance(sites, str) else sites),
+        publication_start=Window(parameters["since"], parameters["until"]).start,
+        publication_end=Window(parameters["since"], parameters["until"]).end,
+        crawl_lag=timedelta(days=settings.crawl_lag_days),
+        warc_files=tuple(parameters.get("warc", ())),
+    )
+    by_archive = {archive: ArchiveCounts() for archive in archives}
+
+    def published_in_window(articles: list[Article]) -> list[Article]:
+        kept = []
+        for article in articles:
+            if job.published_in_window(article):
+                kept.append(article)
+            elif article.capture is not None:
+                by_archive[article.capture.archive].outside_publication_window += 1
+        return kept
+
+    def count_stored(outcome: StoreOutcome) -> None:
+        for (_, archive, _), stored in outcome.stored_by_unit.items():
+            by_archive[ARCHIVES[archive]].articles_stored += stored
+
+    batches = chain.from_iterable(
+        ARCHIVE_SOURCES[archive](settings, job, by_archive[archive]) for archive in archives
+    )
+    try:
+        with api_shared_with_workers(), extraction_runner(settings) as runner:
+            run_pipeline(batches, settings, run.run_id, counts, runner, select=published_in_window,
+                         after_store=count_stored)  # fmt: skip
+    finally:
+        counts.archives = {archive.value: numbers.as_dict() for archive, numbers in by_archive.items()}
+        counts.new_entries += sum(c.records.kept - c.already_stored for c in by_archive.values())
+        run.lap("archives_s")
 
 
 def batches_by_chunk(
@@ -321,9 +412,9 @@ def _targets(settings: Settings, parameters: dict[str, Any]) -> tuple[list[str],
         with Warehouse.open(settings).read() as con:
             feed_urls = [state.url for state in feeds_table.feed_states(con)]
     if site:
-        origin = site_origin(site)
-        feed_urls = [u for u in feed_urls if site_origin(u) == origin] if not feed else feed_urls
-        return feed_urls, [origin]
+        origins = sorted({site_origin(s) for s in ([site] if isinstance(site, str) else site)})
+        feed_urls = [u for u in feed_urls if site_origin(u) in origins] if not feed else feed_urls
+        return feed_urls, origins
     return feed_urls, sorted({site_origin(u) for u in feed_urls})
 
 

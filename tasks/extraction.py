@@ -217,6 +217,7 @@ def build_article(page: FetchedPage) -> Article:
         final_url=page.final_url,
         content_type=page.content_type,
         features=text_features(text, title),
+        capture=planned.capture,
     )
 
 

@@ -10,12 +10,13 @@ from prefect.cache_policies import NO_CACHE
 
 from newsflow.clock import utcnow
 from newsflow.errors import FetchError
-from newsflow.net.http import Fetcher, shared_fetcher
-from newsflow.records import FetchedPage, PlannedEntry, compress_page
+from newsflow.net.archive import ArchiveClient, RequestKind, shared_archive_client
+from newsflow.net.http import HTML_TYPES, Fetcher, shared_fetcher
+from newsflow.net.warc import as_utf8, read_response_record
+from newsflow.records import Capture, FetchedPage, PlannedEntry, compress_page
 from newsflow.settings import Settings
 
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
-HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
 def fetch_page(planned: PlannedEntry, fetcher: Fetcher) -> FetchedPage:
@@ -27,6 +28,8 @@ def fetch_page(planned: PlannedEntry, fetcher: Fetcher) -> FetchedPage:
     link = planned.page_link
     if link is None:
         return FetchedPage(planned, error_kind=planned.skip_reason or "no_link")
+    if planned.capture is not None:
+        return fetch_capture(planned, planned.capture, shared_archive_client(fetcher.settings))
     refusal = fetcher.robots_refusal(link)
     if refusal is not None:
         return FetchedPage(planned, error_kind=refusal, error_message=f"{link}: {refusal}")
@@ -55,6 +58,50 @@ def fetch_page(planned: PlannedEntry, fetcher: Fetcher) -> FetchedPage:
     if content_type and content_type not in HTML_TYPES:
         return _failed(page, "not_html", f"{planned.url}: content type {content_type}")
     return replace(page, html_zstd=compress_page(response.content))
+
+
+def fetch_capture(planned: PlannedEntry, capture: Capture, client: ArchiveClient) -> FetchedPage:
+    """Read an archived capture of the entry's page: one WARC record by a Range request (Common Crawl's
+    index), or the Wayback Machine's raw replay (``id_``). The page keeps the entry's own URL as its final
+    URL; where it came from is ``capture``. Politeness (pace, waits on 429/503) is the client's; robots.txt
+    of the entry's site is not read: the page comes from the archive, not the site."""
+    now = utcnow()
+    page = FetchedPage(planned, final_url=planned.entry.link, fetched_at=now)
+    max_bytes = client.settings.max_page_bytes
+    try:
+        if capture.is_record:
+            assert capture.offset is not None and capture.length is not None
+            last = capture.offset + capture.length - 1
+            response = client.get(capture.uri, RequestKind.DATA, max_bytes=capture.length + 1,
+                                  headers={"Range": f"bytes={capture.offset}-{last}"})  # fmt: skip
+            if response.status not in (200, 206):
+                return _failed(replace(page, http_status=response.status), f"http_{response.status}",
+                               f"{capture.uri}: HTTP {response.status}")  # fmt: skip
+            record = read_response_record(response.content, max_bytes)
+            status, content_type, html, error = record.status, record.content_type, record.html, record.error
+        else:
+            response = client.get(capture.uri, RequestKind.REPLAY, max_bytes=max_bytes,
+                                  headers={"Accept": PAGE_ACCEPT})  # fmt: skip
+            status = response.status
+            content_type = response.content_type.split(";")[0].strip().lower() or None
+            error = None if status == 200 else f"http_{status}"
+            if error is None and content_type and content_type not in HTML_TYPES:
+                error = "not_html"
+            html = as_utf8(response.content, _charset(response.content_type)) if error is None else None
+    except FetchError as exc:
+        return _failed(replace(page, http_status=exc.http_status), exc.reason, str(exc))
+    page = replace(page, http_status=status, content_type=content_type)
+    if error is not None or html is None:
+        return _failed(page, error or "no_page", f"{capture.uri}: {error}")
+    return replace(page, html_zstd=compress_page(html))
+
+
+def _charset(content_type: str) -> str | None:
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip("\"'") or None
+    return None
 
 
 def _failed(page: FetchedPage, kind: str, message: str) -> FetchedPage:

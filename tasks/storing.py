@@ -118,15 +118,18 @@ def store(
             con, articles, marks, run_id=run_id, now=now, story_ids=grouped.story_ids
         )
         inserted_ids = {a.article_id for a in new}
-        by_unit = {p.key: len(inserted_ids.intersection(p.article_ids)) for p in checkpoints}
-        backfills_table.save_checkpoints(con, checkpoints, by_unit, now)
+        counted = [(point, len(inserted_ids.intersection(point.article_ids))) for point in checkpoints]
+        backfills_table.save_checkpoints(con, counted, now)
+    by_unit: Counter[tuple[str, str, str]] = Counter()
+    for point, number in counted:
+        by_unit[point.key] += number
     return StoreOutcome(
         inserted=inserted,
         duplicates=dict(Counter(m.reason for m in marks.values())),
         skipped_existing=len({a.article_id for a in articles} & stored_ids),
         new_stories=grouped.new_stories,
         joined_stories=grouped.joined,
-        stored_by_unit=by_unit,
+        stored_by_unit=dict(by_unit),
     )
 
 

@@ -131,3 +131,85 @@ def postgres() -> Iterator[object]:
 
     with PostgresServer.started() as server:
         yield server
+
+
+@dataclass
+class ArchiveSite:
+    """A running tests/archive_site.py process and the archive it serves (tests/archive_fixture.py)."""
+
+    base: str
+    archive: object  # tests.archive_fixture.Archive
+
+    def settings(self, db: Path, **overrides: object) -> object:
+        """Settings reading this archive (loopback allowed, quick waits, no pace worth waiting for)."""
+        from newsflow.settings import load_settings
+
+        values: dict[str, object] = {
+            "db": db,
+            "allow_private_networks": True,
+            "cc_data_url": self.base + "/data/",
+            "wayback_url": self.base + "/wayback/",
+            "cc_index_url": self.base + "/index/",
+            "index_requests_per_minute": 6000.0,
+            "replay_requests_per_minute": 6000.0,
+            "archive_backoff": 0.05,
+            "retry_backoff": 0.05,
+            "read_timeout": 5.0,
+            "connect_timeout": 2.0,
+        }
+        return load_settings(**(values | overrides))
+
+    def environment(self) -> dict[str, str]:
+        """The same as NEWSFLOW_* variables, for a `newsflow` command."""
+        return {
+            "NEWSFLOW_CC_DATA_URL": self.base + "/data/",
+            "NEWSFLOW_WAYBACK_URL": self.base + "/wayback/",
+            "NEWSFLOW_CC_INDEX_URL": self.base + "/index/",
+            "NEWSFLOW_INDEX_REQUESTS_PER_MINUTE": "6000",
+            "NEWSFLOW_REPLAY_REQUESTS_PER_MINUTE": "6000",
+            "NEWSFLOW_ARCHIVE_BACKOFF": "0.05",
+        }
+
+    def requests(self) -> list[dict[str, object]]:
+        with urllib.request.urlopen(self.base + "/_log") as response:
+            return list(json.load(response))
+
+    def reset_log(self) -> None:
+        urllib.request.urlopen(self.base + "/_log/reset").close()
+
+    def faults(self, rules: list[dict[str, object]]) -> None:
+        """Set the server's fault rules (see tests/archive_site.py); [] clears them."""
+        request = urllib.request.Request(
+            self.base + "/_faults", data=json.dumps(rules).encode(), method="POST"
+        )
+        urllib.request.urlopen(request).close()
+
+
+@pytest.fixture(scope="session")
+def archive_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArchiveSite]:
+    """The test web archive (CC-NEWS files, Wayback CDX and replays, Common Crawl's index), once per
+    session; tests reset its log and faults as they need."""
+    shared("trafilatura-eval")
+    from tests.archive_fixture import write_archive
+
+    root = tmp_path_factory.mktemp("archive")
+    archive = write_archive(root)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "tests" / "archive_site.py"),
+            "--root",
+            str(root),
+            "--cdx-page-rows",
+            "4",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    base = process.stdout.readline().strip()
+    try:
+        yield ArchiveSite(base, archive)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -107,14 +107,12 @@ def unit_states(con: duckdb.DuckDBPyConnection, backfill_id: str, archive: Archi
 
 
 def save_checkpoints(
-    con: duckdb.DuckDBPyConnection,
-    checkpoints: Sequence[Checkpoint],
-    stored: Mapping[tuple[str, str, str], int],
-    now: datetime,
+    con: duckdb.DuckDBPyConnection, checkpoints: Sequence[tuple[Checkpoint, int]], now: datetime
 ) -> None:
-    """Add each checkpoint's counts to its unit, with ``stored[key]`` articles, and move the unit on (in
-    the caller's transaction, the one that stores those articles). A failed unit counts one more attempt."""
-    for point in checkpoints:
+    """Add each checkpoint's counts and its number of articles stored to its unit, and move the unit on
+    (in the caller's transaction, the one that stores those articles). A failed unit counts one more
+    attempt."""
+    for point, stored in checkpoints:
         con.execute(
             "UPDATE archive_units SET status = $status, resume_at = coalesce($resume_at, resume_at),"
             " records_read = records_read + $read, records_kept = records_kept + $kept,"
@@ -126,7 +124,7 @@ def save_checkpoints(
                 "resume_at": point.resume_at,
                 "read": point.records_read,
                 "kept": point.records_kept,
-                "stored": stored.get(point.key, 0),
+                "stored": stored,
                 "bytes": point.bytes_read,
                 "failed": int(point.status is UnitStatus.FAILED),
                 "error": point.error,

@@ -227,23 +227,66 @@ def progress_bars(enabled: bool) -> Iterator[Any]:
 
 
 def backfill_summary(summary: dict[str, Any], warehouse: str) -> str:
-    """The end-of-backfill summary: chunks, discovery, articles; the last line names the warehouse."""
+    """The end-of-backfill summary: the web archives' units and records, chunks and discovery of the other
+    sources, articles; the last line names the warehouse."""
     if summary.get("status") == "skipped":
         return f"skipped: {summary['reason']}\nwarehouse {warehouse}"
-    lines = [
-        f"chunks    {summary['chunks_done']} done now, {summary['chunks_already_done']} done before, "
-        f"of {summary['chunks_total']}",
-        f"discovery {summary['documents_fetched']} feed/sitemap documents fetched, "
-        f"{summary['entries_in_window']} entries in the window "
-        f"({summary['undated_skipped']} undated skipped)",
-        f"articles  new {summary['new_entries']}, stored {summary['articles_stored']}: extracted "
-        f"{summary['extracted']}, fell back to feed text {summary['fell_back_to_feed']}, "
-        f"no text {summary['no_text']}, re-extracted from the warehouse {summary['reextracted']}",
-    ]
+    lines = []
+    for archive, counts in (summary.get("archives") or {}).items():
+        lines += archive_lines(archive, counts)
+    if summary["chunks_total"]:
+        lines += [
+            f"chunks    {summary['chunks_done']} done now, {summary['chunks_already_done']} done before, "
+            f"of {summary['chunks_total']}",
+            f"discovery {summary['documents_fetched']} feed/sitemap documents fetched, "
+            f"{summary['entries_in_window']} entries in the window "
+            f"({summary['undated_skipped']} undated skipped)",
+        ]
+    lines.append(
+        f"articles  new {summary['new_entries']}, stored {summary['articles_stored']} (of which duplicates "
+        f"{summary['duplicates']}): extracted {summary['extracted']}, fell back to feed text "
+        f"{summary['fell_back_to_feed']}, no text {summary['no_text']}"
+        + (f", re-extracted from the warehouse {summary['reextracted']}" if summary["reextracted"] else "")
+    )
+    lines.append(
+        f"stories   new {summary['stories_new']}, joined by new articles {summary['stories_joined']}"
+    )
+    if summary.get("batches_failed"):
+        lines.append(f"batches   failed {summary['batches_failed']} (their units are read again next run)")
     lines += _reasons(summary, (("discovery problems", "discovery_errors"), *_ARTICLE_REASONS))
     lines.append(f"run {summary['run_id']} took {summary.get('timings', {}).get('total_s', 0):.1f} s")
     lines.append(f"warehouse {warehouse}")
     return "\n".join(lines)
+
+
+#: What an archive's unit of work is called in the summary.
+_UNIT_NAMES = {"cc-news": "files", "wayback": "sites", "cc-index": "crawl indexes"}
+_SKIPPED = (
+    ("other_hosts", "other hosts"), ("outside_window", "captured outside the window"), ("not_ok", "not 200"),
+    ("not_html", "not HTML"), ("too_large", "too large"), ("malformed", "broken"),
+)  # fmt: skip
+
+
+def archive_lines(archive: str, counts: dict[str, Any]) -> list[str]:
+    """Two or three summary lines for one web archive: its units, what it read and kept, what it stored."""
+    records = counts["records"]
+    skipped = ", ".join(f"{label} {records[key]:,}" for key, label in _SKIPPED if records.get(key))
+    listed = (
+        f"{records['responses']:,} responses read ({counts['bytes_read'] / 1e6:,.1f} MB)"
+        if archive == "cc-news"
+        else f"{counts['index_rows']:,} captures listed"
+    )
+    lines = [
+        f"{archive:<9} {counts['units']} {_UNIT_NAMES.get(archive, 'units')}: "
+        f"{counts['units_done']} done now, {counts['units_done_before']} done before, "
+        f"{counts['units_failed']} failed",
+        f"{'':<9} {listed}, {records['kept']:,} kept" + (f" (skipped: {skipped})" if skipped else ""),
+        f"{'':<9} already stored {counts['already_stored']:,}, published outside the window "
+        f"{counts['outside_publication_window']:,}, stored {counts['articles_stored']:,}",
+    ]
+    if counts.get("problems"):
+        lines.append(f"{'':<9} problems: " + ", ".join(f"{k} {v}" for k, v in counts["problems"].items()))
+    return lines
 
 
 _ARTICLE_REASONS = (

@@ -95,17 +95,32 @@ def ingest(
 @click.command()
 @period_options
 @click.option("--feed", default=None, help="Only this feed's archive (and its site's sitemaps).")
-@click.option("--site", default=None, help="Only this site: a domain (https) or an origin URL.")
+@click.option(
+    "--site",
+    "sites",
+    multiple=True,
+    help="Only this site (repeatable): a domain (https; with the web archives its subdomains too) or an "
+    "origin URL. Required by cc-news, wayback and cc-index.",
+)
 @click.option(
     "--source",
     "sources",
     multiple=True,
-    type=click.Choice(["feeds", "sitemaps", "warehouse"]),
-    help="Where to look (repeatable) [feeds and sitemaps]; warehouse re-extracts stored pages offline.",
+    type=click.Choice(["feeds", "sitemaps", "warehouse", "cc-news", "wayback", "cc-index"]),
+    help="Where to look (repeatable) [feeds and sitemaps]: warehouse re-extracts stored pages offline; "
+    "cc-news, wayback and cc-index read the web archives.",
 )
 @click.option(
-    "--chunk-days", type=click.IntRange(min=1), default=1, show_default=True, help="Days per chunk."
+    "--warc",
+    "warc_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A WARC file you have (repeatable), read as CC-NEWS would be (implies --source cc-news).",
 )
+@click.option(
+    "--chunk-days", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Days per resumable chunk (feeds, sitemaps, warehouse).",
+)  # fmt: skip
 @db_option
 @private_networks_option
 @json_option
@@ -114,18 +129,22 @@ def backfill(
     since: datetime,
     until: datetime,
     feed: str | None,
-    site: str | None,
+    sites: tuple[str, ...],
     sources: tuple[str, ...],
+    warc_files: tuple[str, ...],
     chunk_days: int,
     db: Path | None,
     allow_private_networks: bool | None,
     as_json: bool,
     verbose: bool,
 ) -> None:
-    """Fill a past period from archived feeds, sitemaps, or the warehouse's raw pages (one flow run).
+    """Fill a past period from archived feeds, sitemaps, the web archives (CC-NEWS, the Wayback Machine,
+    Common Crawl's index) or the warehouse's raw pages (one flow run).
 
-    The window is done in chunks; run the same command again after an interruption and it redoes only
-    the unfinished chunks. Example: newsflow backfill --since 2023-09-01 --until 2023-09-30 --site example.com
+    The work is done in resumable units (days; with the web archives, files and sites): run the same command
+    again after an interruption and it goes on where it stopped. Examples:
+    newsflow backfill --since 2023-09-01 --until 2023-09-30 --site example.com;
+    newsflow backfill --since 2023-09-25 --until 2023-09-30 --source cc-news --site reuters.com
     """
     quiet_prefect(verbose)
     settings = load_settings(db=db)
@@ -134,9 +153,11 @@ def backfill(
     from newsflow.flows.backfill import Source, validate_request
     from newsflow.flows.backfill import backfill as backfill_flow
     from newsflow.progress import reporting_to
+    from newsflow.tasks.archives import validate_warc_files
 
     chosen = cast("list[Source]", list(sources)) or None
-    validate_request(since.date(), until.date(), chosen, chunk_days)
+    validate_request(since.date(), until.date(), chosen, chunk_days, sites=list(sites), warc=list(warc_files))
+    validate_warc_files(warc_files)
     with prefect_api() as api_ready:
         api_ready()
         with progress_bars(enabled=not as_json and sys.stderr.isatty()) as reporter, reporting_to(reporter):
@@ -144,11 +165,12 @@ def backfill(
                 since=since.date(),
                 until=until.date(),
                 feed=feed,
-                site=site,
+                site=list(sites) or None,
                 sources=chosen,
                 db=str(db) if db else None,
                 allow_private_networks=allow_private_networks,
                 chunk_days=chunk_days,
+                warc=list(warc_files) or None,
             )
     click.echo(render_json(summary) if as_json else backfill_summary(summary, warehouse_name(settings)))
 

@@ -4,12 +4,13 @@ failures only, per-host concurrency limits and robots.txt, all translated to :mo
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC
 from urllib.parse import urljoin, urlsplit
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 ROBOTS_MAX_BYTES = 500_000
+#: Content types of article pages.
+HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
 @dataclass(frozen=True)
@@ -215,37 +218,77 @@ class Fetcher:
         raise FetchError(url, "too_many_redirects", f"more than {self.settings.max_redirects} redirects")
 
     def _get_once(self, url: str, max_bytes: int, headers: Mapping[str, str], deadline: float) -> Response:
-        scheme = urlsplit(url).scheme
-        if scheme not in ("http", "https"):
-            raise FetchError(url, "bad_url", f"unsupported URL scheme {scheme!r}")
+        _check_scheme(url)
         started = time.monotonic()
+        # The deadline bounds every socket read, so a server trickling its headers is cut too.
+        with (
+            self._translated_errors(url, deadline),
+            self._host_slot(urlsplit(url).hostname or "", deadline),
+            request_deadline(deadline),
+            self._client.stream("GET", url, headers=dict(headers)) as stream,
+        ):
+            declared = stream.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise ResponseTooLargeError(
+                    url,
+                    "too_large",
+                    f"declared {declared} bytes, over the {max_bytes} cap",
+                    http_status=stream.status_code,
+                )
+            body = self._read_capped(stream, url, max_bytes, deadline)
+            return Response(
+                url=str(stream.url),
+                status=stream.status_code,
+                headers={k.lower(): v for k, v in stream.headers.items()},
+                content=body,
+                elapsed=time.monotonic() - started,
+            )
+
+    @contextmanager
+    def stream(self, url: str, *, headers: Mapping[str, str] | None = None) -> Iterator[BodyStream]:
+        """GET ``url`` (following redirects) and hand its raw body over as a stream, undecoded: for a
+        file too large to hold (a WARC file of a GB). The network policy and the per-read timeout apply;
+        the size cap and the total timeout do not (the reader decides how much it reads). No retries.
+
+        Raises FetchError subclasses as :meth:`get` does; the stream's reads raise them too.
+        """
+        current = url
+        for _ in range(self.settings.max_redirects + 1):
+            _check_scheme(current)
+            # No total deadline: a whole file takes minutes. The wait for a host slot is bounded.
+            slot_deadline = time.monotonic() + self.settings.total_timeout
+            with (
+                self._translated_errors(current, None),
+                self._host_slot(urlsplit(current).hostname or "", slot_deadline),
+                self._client.stream("GET", current, headers=dict(headers or {})) as response,
+            ):
+                location = response.headers.get("location")
+                if response.status_code in REDIRECT_STATUS and location:
+                    current = urljoin(current, location)
+                    continue
+                body = BodyStream(
+                    url=current,
+                    status=response.status_code,
+                    headers={k.lower(): v for k, v in response.headers.items()},
+                    chunks=response.iter_raw(),
+                    translate=functools.partial(self._translated_errors, current, None),
+                )
+                yield body
+                return
+        raise FetchError(url, "too_many_redirects", f"more than {self.settings.max_redirects} redirects")
+
+    @contextmanager
+    def _translated_errors(self, url: str, deadline: float | None) -> Iterator[None]:
+        """httpx's exceptions raised inside, as :mod:`newsflow.errors` ones naming ``url``."""
         try:
-            # The deadline bounds every socket read, so a server trickling its headers is cut too.
-            with self._host_slot(urlsplit(url).hostname or "", deadline), request_deadline(deadline):
-                with self._client.stream("GET", url, headers=dict(headers)) as stream:
-                    declared = stream.headers.get("content-length", "")
-                    if declared.isdigit() and int(declared) > max_bytes:
-                        raise ResponseTooLargeError(
-                            url,
-                            "too_large",
-                            f"declared {declared} bytes, over the {max_bytes} cap",
-                            http_status=stream.status_code,
-                        )
-                    body = self._read_capped(stream, url, max_bytes, deadline)
-                    return Response(
-                        url=str(stream.url),
-                        status=stream.status_code,
-                        headers={k.lower(): v for k, v in stream.headers.items()},
-                        content=body,
-                        elapsed=time.monotonic() - started,
-                    )
+            yield
         except (BlockedAddressError, TransientFetchError) as exc:
             if exc.url == url:
                 raise
             # Raised by the network backend, which knows only the host: name the URL.
             raise type(exc)(url, exc.reason, exc.detail) from exc
         except httpx.TimeoutException as exc:
-            if time.monotonic() >= deadline:
+            if deadline is not None and time.monotonic() >= deadline:
                 detail = f"took over {self.settings.total_timeout:g} s in all"
             else:
                 detail = f"timed out ({type(exc).__name__})"
@@ -296,6 +339,47 @@ class Fetcher:
             yield
         finally:
             sem.release()
+
+
+class BodyStream:
+    """A response body read as a file (``read(n)``), with the response's status and headers; reads raise
+    :mod:`newsflow.errors` exceptions. ``position`` counts the body bytes read so far."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        status: int,
+        headers: Mapping[str, str],
+        chunks: Iterator[bytes],
+        translate: Callable[[], AbstractContextManager[None]],
+    ) -> None:
+        self.url = url
+        self.status = status
+        self.headers = headers
+        self.position = 0
+        self._chunks = chunks
+        self._buffer = bytearray()
+        self._translate = translate
+
+    def read(self, size: int = -1) -> bytes:
+        with self._translate():
+            while size < 0 or len(self._buffer) < size:
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    break
+                self._buffer += chunk
+        take = len(self._buffer) if size < 0 else min(size, len(self._buffer))
+        data = bytes(self._buffer[:take])
+        del self._buffer[:take]
+        self.position += len(data)
+        return data
+
+
+def _check_scheme(url: str) -> None:
+    scheme = urlsplit(url).scheme
+    if scheme not in ("http", "https"):
+        raise FetchError(url, "bad_url", f"unsupported URL scheme {scheme!r}")
 
 
 def _valid_url(url: str) -> bool:

@@ -38,3 +38,35 @@ def site_of(url: str | None) -> str | None:
 def same_site(a: str | None, b: str | None) -> bool:
     """Whether two URLs are on the same site (hosts equal up to ``www.``)."""
     return site_of(a) is not None and site_of(a) == site_of(b)
+
+
+def site_domain(site: str) -> str:
+    """The domain a ``--site`` value names: a bare domain (``nytimes.com``) as it is, or an origin URL's
+    host (``https://www.nytimes.com/`` -> ``www.nytimes.com``); lowercased, without a port or final dot."""
+    text = site.strip()
+    host = urlsplit(text if "://" in text else f"//{text}").hostname or ""
+    return host.lower().rstrip(".")
+
+
+class SiteMatcher:
+    """Which URLs belong to the chosen sites: a site's domain itself and its subdomains (``nytimes.com``
+    takes ``www.nytimes.com``), never a substring (``notnytimes.com``, ``nytimes.com.mirror.example``)."""
+
+    def __init__(self, sites: list[str] | tuple[str, ...]) -> None:
+        self.domains = tuple(sorted({d for d in map(site_domain, sites) if d}))
+        self._suffixes = tuple("." + d for d in self.domains)
+
+    def host_matches(self, host: str | None) -> bool:
+        if not host:
+            return False
+        host = host.lower().rstrip(".")
+        return host in self.domains or host.endswith(self._suffixes)
+
+    def matches(self, url: str | None) -> bool:
+        """Whether ``url``'s host is one of the sites or under one."""
+        if not url:
+            return False
+        try:
+            return self.host_matches(urlsplit(url.strip()).hostname)
+        except ValueError:
+            return False

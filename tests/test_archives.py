@@ -1,0 +1,93 @@
+"""Backfills from the web archives against a loopback archive (tests/archive_site.py) serving real WARC
+files laid out as CC-NEWS's are (tests/archive_fixture.py), a Wayback CDX API with raw replays, and a
+Common Crawl index with Range reads."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from newsflow.net.urls import canonical_url
+from tests.archive_fixture import PUBLISHED_SINCE, PUBLISHED_UNTIL, SITES, Archive, gold
+from tests.conftest import ArchiveSite
+from tests.lake import reader
+
+WINDOW = {"since": PUBLISHED_SINCE, "until": PUBLISHED_UNTIL, "site": list(SITES)}
+
+
+def expected(archive: Any) -> set[str]:
+    return {u for u in map(canonical_url, archive.expected) if u}
+
+
+def stored(db: Path) -> list[tuple[Any, ...]]:
+    with reader(db) as con:
+        return con.execute(
+            "SELECT url, capture_archive, capture_uri, capture_offset, capture_length, captured_at,"
+            " published_at, content_source, text FROM articles ORDER BY url"
+        ).fetchall()
+
+
+def units(db: Path) -> list[tuple[Any, ...]]:
+    with reader(db) as con:
+        return con.execute(
+            "SELECT archive, unit, status, records_read, records_kept, articles_stored, attempts"
+            " FROM archive_units ORDER BY unit"
+        ).fetchall()
+
+
+@pytest.fixture
+def archive_env(archive_site: ArchiveSite, monkeypatch: pytest.MonkeyPatch) -> ArchiveSite:
+    for name, value in archive_site.environment().items():
+        monkeypatch.setenv(name, value)
+    archive_site.reset_log()
+    archive_site.faults([])
+    return archive_site
+
+
+def test_cc_news_backfill_stores_the_window_of_the_sites_once(
+    archive_env: ArchiveSite, prefect_harness: str, db: Path
+) -> None:
+    from newsflow.flows.backfill import backfill
+
+    archive: Archive = archive_env.archive  # type: ignore[assignment]
+    summary = backfill(**WINDOW, sources=["cc-news"], db=str(db), allow_private_networks=True)
+
+    rows = stored(db)
+    assert {row[0] for row in rows} == expected(archive)
+    assert len(rows) == len(expected(archive)) == 11  # the article captured in two files is stored once
+    assert canonical_url(archive.repeated) in {row[0] for row in rows}
+    for _, source, uri, offset, length, captured_at, published_at, content_source, _ in rows:
+        # The article's own URL, traced back to its record; published in the window.
+        assert source == "cc-news" and uri.startswith(archive_env.base + "/data/crawl-data/CC-NEWS/2022/01/")
+        assert offset > 0 and length > 0 and captured_at is not None and content_source == "page"
+        assert PUBLISHED_SINCE <= published_at.astimezone(UTC).date() <= PUBLISHED_UNTIL
+    # The page in windows-1252 is read with its HTTP charset: its gold snippets are in the text as written.
+    snippets = next(
+        v["with"] for v in gold().values() if v["url"].endswith(archive.non_utf8.split("/", 3)[3])
+    )
+    text = next(row[8] for row in rows if row[0] == canonical_url(archive.non_utf8))
+    assert snippets and all(s in text for s in snippets), text[:500]
+    assert "Ã" not in text
+
+    # Files: the one that starts before the window holds its first hours; the one before it is not read.
+    paths = [r["path"] for r in archive_env.requests()]
+    assert not any(p.endswith("-00000.warc.gz") for p in paths)
+    assert sum(p.endswith("-00001.warc.gz") for p in paths) == 1
+    cc = summary["archives"]["cc-news"]
+    assert (cc["units"], cc["units_done"], cc["units_failed"]) == (3, 3, 0)
+    records = cc["records"]
+    assert records["malformed"] >= 1 and records["not_ok"] == 1 and records["not_html"] == 1
+    assert records["other_hosts"] > 0 and records["outside_window"] > 0
+    assert cc["outside_publication_window"] == len(archive.read_but_outside)
+    assert cc["articles_stored"] == summary["articles_stored"] == 11
+    assert all(status == "done" and attempts == 0 for _, _, status, *_, attempts in units(db))
+    assert sum(row[5] for row in units(db)) == 11
+
+    archive_env.reset_log()
+    again = backfill(**WINDOW, sources=["cc-news"], db=str(db), allow_private_networks=True)
+    assert again["articles_stored"] == 0 and again["archives"]["cc-news"]["units_done_before"] == 3
+    assert not any(str(r["path"]).endswith(".warc.gz") for r in archive_env.requests())  # no file read again
+    assert len(stored(db)) == 11
