@@ -91,3 +91,55 @@ def test_cc_news_backfill_stores_the_window_of_the_sites_once(
     assert again["articles_stored"] == 0 and again["archives"]["cc-news"]["units_done_before"] == 3
     assert not any(str(r["path"]).endswith(".warc.gz") for r in archive_env.requests())  # no file read again
     assert len(stored(db)) == 11
+
+
+def test_wayback_backfill_pages_the_cdx_answers_and_waits_out_429s(
+    archive_env: ArchiveSite, prefect_harness: str, db: Path
+) -> None:
+    from newsflow.flows.backfill import backfill
+
+    # The CDX API says 429 (Retry-After: 1) to the first query and 503 to the first replay.
+    archive_env.faults([
+        {"prefix": "/wayback/cdx", "statuses": [429], "retry_after": "1"},
+        {"prefix": "/wayback/web", "statuses": [503]},
+    ])
+    summary = backfill(**WINDOW, sources=["wayback"], db=str(db), allow_private_networks=True)
+
+    rows = stored(db)
+    assert {row[0] for row in rows} == expected(archive_env.archive)
+    assert all(row[1] == "wayback" and "/wayback/web/2022" in row[2] and "id_/" in row[2] for row in rows)
+    log = archive_env.requests()
+    queries = [r for r in log if r["path"] == "/wayback/cdx/search/cdx"]
+    assert [q["status"] for q in queries][:2] == [429, 200]  # asked again after the wait, not given up
+    resumed = [q for q in queries if "resumeKey=" in str(q["query"])]
+    assert resumed, "the answers (4 rows each) were not paged with resumeKey"
+    assert all("matchType=domain" in str(q["query"]) for q in queries)
+    assert all("collapse=urlkey" in str(q["query"]) for q in queries)
+    replays = [r for r in log if str(r["path"]).startswith("/wayback/web/")]
+    assert replays[0]["status"] == 503 and all(r["status"] == 200 for r in replays[1:])
+    wayback = summary["archives"]["wayback"]
+    assert (wayback["units"], wayback["units_done"], wayback["units_failed"]) == (2, 2, 0)
+    assert wayback["articles_stored"] == len(rows) == 11
+
+
+def test_cc_index_backfill_reads_each_record_with_one_range_request(
+    archive_env: ArchiveSite, prefect_harness: str, db: Path
+) -> None:
+    from newsflow.flows.backfill import backfill
+
+    summary = backfill(**WINDOW, sources=["cc-index"], db=str(db), allow_private_networks=True)
+
+    rows = stored(db)
+    assert {row[0] for row in rows} == expected(archive_env.archive)
+    assert all(row[1] == "cc-index" and row[3] > 0 and row[4] > 0 for row in rows)
+    log = archive_env.requests()
+    index = [str(r["path"]) for r in log if str(r["path"]).startswith("/index/")]
+    assert "/index/collinfo.json" in index
+    assert not any("CC-MAIN-2021-49" in p for p in index)  # a crawl outside the window is not asked
+    pages = [r for r in log if "page=" in str(r["query"])]
+    assert len(pages) >= 2  # five captures a page
+    records = [r for r in log if str(r["path"]).startswith("/data/")]
+    # One Range request per capture read: the window's and those published outside it (dropped after).
+    assert len(records) == summary["new_entries"] == len(rows) + len(archive_env.archive.read_but_outside)
+    assert all(r["status"] == 206 and str(r["range"]).startswith("bytes=") for r in records)
+    assert summary["archives"]["cc-index"]["articles_stored"] == 11

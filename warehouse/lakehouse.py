@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 import duckdb
 
 from newsflow.errors import ConfigError, RunLockedError, WarehouseError, WarehouseLockedError
-from newsflow.warehouse.lock import OnTimeout, file_lock, postgres_lock
+from newsflow.warehouse.lock import OnTimeout, SessionGate, file_lock, postgres_lock
 
 #: The migration that creates the search index.
 SEARCH_VERSION = 7
@@ -197,6 +197,7 @@ class Warehouse:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._migrated = False
         self._attach_lock = threading.Lock()
+        self._gate = SessionGate()
 
     @classmethod
     def open(cls, settings: Any) -> Warehouse:
@@ -224,6 +225,10 @@ class Warehouse:
             WarehouseError: there is no warehouse yet (nothing has been stored), or it was last written by
                 an older newsflow and lacks this one's schema versions (``newsflow migrate`` adds them).
         """
+        with self._gate.reading():
+            yield from self._read_session()
+
+    def _read_session(self) -> Iterator[duckdb.DuckDBPyConnection]:
         from newsflow.warehouse.schema import applied_versions, missing_versions
 
         con = self._cursor(create=False)
@@ -250,7 +255,7 @@ class Warehouse:
             WarehouseLockedError: another writer kept the lock for ``lock_timeout`` seconds.
             WarehouseError: the migrations or the commit failed (the body's own errors pass unchanged).
         """
-        with self.write_lock():
+        with self.write_lock(), self._gate.writing():
             con = self._cursor(create=True)
             try:
                 self._guarded(lambda: self._migrate_once(con), "migrate")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -113,3 +114,44 @@ def _wait_for(
             raise on_timeout(holder())
         time.sleep(backoff)
         backoff = min(backoff * 2, _MAX_BACKOFF)
+
+
+class SessionGate:
+    """Read and write sessions of one process's DuckDB instance: reads run side by side, a write session
+    runs alone. A write session changes the instance's thread count (``SET threads``) and back, and DuckDB
+    deadlocks when that happens while another thread's query runs on the same instance (seen: an archive
+    backfill's planning reads beside its store step). Other processes are not concerned: they have their
+    own instance, and the lake's write lock orders their writes."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._readers = 0
+        self._writing = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._condition:
+            # A waiting writer goes first, or a steady flow of reads would starve it.
+            self._condition.wait_for(lambda: not self._writing and not self._writers_waiting)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._readers -= 1
+                self._condition.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._condition:
+            self._writers_waiting += 1
+            self._condition.wait_for(lambda: not self._writing and not self._readers)
+            self._writers_waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._writing = False
+                self._condition.notify_all()
