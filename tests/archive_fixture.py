@@ -118,6 +118,7 @@ class Archive:
     expected: set[str] = field(default_factory=set)
     read_but_outside: set[str] = field(default_factory=set)  # captured in the window, published outside
     truncated: str = ""  # the URL whose record is cut short
+    truncated_in: str = ""  # the file it is in
     non_utf8: str = ""  # the URL of the windows-1252 page
     repeated: str = ""  # the URL captured in two files
 
@@ -217,6 +218,8 @@ def write_archive(root: Path) -> Archive:
         start = FILE_STARTS[number]
         end = FILE_STARTS[number + 1] if number + 1 < len(FILE_STARTS) else datetime.max.replace(tzinfo=UTC)
         mine = [r for r in records if start <= r.captured_at < end]
+        if any(r.cut_short for r in mine):
+            archive.truncated_in = f"crawl-data/CC-NEWS/2022/01/{name}"
         archive.captures += _write_file(folder / name, f"crawl-data/CC-NEWS/2022/01/{name}", mine)
     listing = "".join(f"crawl-data/CC-NEWS/2022/01/{name}\n" for name in names)
     (folder / "warc.paths.gz").write_bytes(gzip.compress(listing.encode()))

@@ -132,7 +132,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/_faults":
             with self.archive.lock:
                 self.archive.faults = json.loads(body)
-            self._send(200, b"ok", "text/plain")
+            self._send(200, b"ok", "text/plain", record=False)
         else:
             self._send(404, b"", "text/plain")
 

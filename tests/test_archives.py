@@ -4,6 +4,11 @@ Common Crawl index with Range reads."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -99,10 +104,12 @@ def test_wayback_backfill_pages_the_cdx_answers_and_waits_out_429s(
     from newsflow.flows.backfill import backfill
 
     # The CDX API says 429 (Retry-After: 1) to the first query and 503 to the first replay.
-    archive_env.faults([
-        {"prefix": "/wayback/cdx", "statuses": [429], "retry_after": "1"},
-        {"prefix": "/wayback/web", "statuses": [503]},
-    ])
+    archive_env.faults(
+        [
+            {"prefix": "/wayback/cdx", "statuses": [429], "retry_after": "1"},
+            {"prefix": "/wayback/web", "statuses": [503]},
+        ]
+    )
     summary = backfill(**WINDOW, sources=["wayback"], db=str(db), allow_private_networks=True)
 
     rows = stored(db)
@@ -143,3 +150,125 @@ def test_cc_index_backfill_reads_each_record_with_one_range_request(
     assert len(records) == summary["new_entries"] == len(rows) + len(archive_env.archive.read_but_outside)
     assert all(r["status"] == 206 and str(r["range"]).startswith("bytes=") for r in records)
     assert summary["archives"]["cc-index"]["articles_stored"] == 11
+
+
+def newsflow(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "newsflow"), *args]
+
+
+def backfill_command(db: Path, *extra: str) -> list[str]:
+    sites = [part for site in SITES for part in ("--site", site)]
+    return newsflow(
+        "backfill",
+        "--since",
+        str(PUBLISHED_SINCE),
+        "--until",
+        str(PUBLISHED_UNTIL),
+        *sites,
+        "--db",
+        str(db),
+        "--allow-private-networks",
+        *extra,
+    )
+
+
+def command_environment(archive_site: ArchiveSite, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "NEWSFLOW_"))}
+    return env | archive_site.environment() | extra
+
+
+def test_a_backfill_killed_mid_file_resumes_at_its_last_checkpoint(
+    archive_env: ArchiveSite, db: Path, tmp_path: Path
+) -> None:
+    from newsflow.warehouse.integrity import integrity_check
+
+    # Files are served at 60 KB/s and chunks hold 2 pages, so the run checkpoints inside a file.
+    archive_env.faults([{"prefix": "/data/crawl-data", "bytes_per_second": 60_000}])
+    env = command_environment(archive_env, NEWSFLOW_BATCH_SIZE="2", PREFECT_HOME=str(tmp_path / "prefect"))
+    process = subprocess.Popen(
+        backfill_command(db, "--source", "cc-news"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        mid_file = []
+        while not mid_file and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.3)
+            mid_file = [u for u in _units_if_any(db) if u[2] == "pending" and int(u[3] or 0) > 0]
+        assert mid_file, "the run never checkpointed inside a file"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    (_, unit, _, resume_at) = mid_file[0]
+    archive_env.faults([])
+    archive_env.reset_log()
+    rerun = subprocess.run(
+        backfill_command(db, "--source", "cc-news"), env=env, capture_output=True, text=True, timeout=300
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    # The file it was in is read from its checkpoint on, not from the start.
+    ranges = [r["range"] for r in archive_env.requests() if str(r["path"]).endswith(unit)]
+    assert ranges and all(str(r).startswith("bytes=") for r in ranges)
+    assert int(str(ranges[0]).removeprefix("bytes=").rstrip("-")) >= int(resume_at)
+    assert {row[0] for row in stored(db)} == expected(archive_env.archive)
+    assert all(u[2] == "done" for u in _units_if_any(db))
+    with reader(db) as con:
+        assert integrity_check(con) == []
+
+
+def _units_if_any(db: Path) -> list[tuple[Any, ...]]:
+    """(archive, unit, status, resume_at) of every unit, read between the writer's transactions; [] before
+    the lake has them."""
+    try:
+        with reader(db) as con:
+            return con.execute("SELECT archive, unit, status, resume_at FROM archive_units").fetchall()
+    except Exception:  # noqa: BLE001 - not created yet
+        return []
+
+
+def test_archive_sources_need_a_site_and_say_so(archive_env: ArchiveSite, db: Path) -> None:
+    done = subprocess.run(
+        newsflow(
+            "backfill",
+            "--since",
+            "2022-01-20",
+            "--until",
+            "2022-01-26",
+            "--source",
+            "wayback",
+            "--db",
+            str(db),
+        ),
+        env=command_environment(archive_env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: --source wayback needs --site DOMAIN"), done.stderr
+    assert "Traceback" not in done.stderr and not db.exists()
+
+
+def test_local_warc_files_are_read_as_cc_news_files(
+    archive_env: ArchiveSite, db: Path, tmp_path: Path
+) -> None:
+    archive: Archive = archive_env.archive  # type: ignore[assignment]
+    files = [str(archive.root / name) for name in archive.files]
+    warcs = [part for name in files for part in ("--warc", name)]
+    env = command_environment(archive_env, PREFECT_HOME=str(tmp_path / "prefect"))
+    done = subprocess.run(
+        backfill_command(db, *warcs, "--json"), env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert {row[0] for row in stored(db)} == expected(archive)
+    assert all(row[2].startswith("file:///") for row in stored(db))
+    assert archive_env.requests() == []  # nothing from the network
+
+    plain = tmp_path / "plain.warc"
+    plain.write_bytes(b"WARC/1.1\r\nWARC-Type: warcinfo\r\n\r\n")
+    refused = subprocess.run(
+        backfill_command(db, "--warc", str(plain)), env=env, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 1 and "not a gzip-compressed WARC file" in refused.stderr, refused.stderr
