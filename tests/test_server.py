@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.archive_fixture import PUBLISHED_SINCE, PUBLISHED_UNTIL
+from tests.archive_fixture import SITES as ARCHIVE_SITES
 from tests.backfill_site import SINCE, UNTIL, BackfillSite, register
-from tests.conftest import REPO, LoopbackSite
+from tests.conftest import REPO, ArchiveSite, LoopbackSite
 from tests.feedbuild import Item, write_feed
 from tests.prefect_server import BIN, stop, wait_until
 from tests.prefect_server import prefect_server as started_prefect_server
@@ -70,9 +72,10 @@ def runs(db: Path, flow: str) -> list[dict[str, Any]]:
     return [{"status": status, **json.loads(counts)} for status, counts in rows]
 
 
-def test_scheduled_ingests_and_a_triggered_backfill(
+def test_scheduled_ingests_and_triggered_backfills(
     prefect_server: dict[str, str],
     backfill_site: BackfillSite,
+    archive_site: ArchiveSite,
     site: LoopbackSite,
     tmp_path: Path,
 ) -> None:
@@ -84,7 +87,8 @@ def test_scheduled_ingests_and_a_triggered_backfill(
         + "A scheduled ingest stored this article. " * 20
         + "</p></article></body></html>"
     )
-    env = {**prefect_server, "NEWSFLOW_DB": str(db), "NEWSFLOW_ALLOW_PRIVATE_NETWORKS": "1"}
+    env = {**prefect_server, **archive_site.environment(), "NEWSFLOW_DB": str(db),
+           "NEWSFLOW_ALLOW_PRIVATE_NETWORKS": "1"}  # fmt: skip
     added = subprocess.run([str(BIN / "newsflow"), "feeds", "add", site.url("/site/served/feed.xml")],
                            env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert added.returncode == 0, added.stderr
@@ -121,6 +125,20 @@ def test_scheduled_ingests_and_a_triggered_backfill(
         [backfill_run] = wait_until(lambda: runs(db, "backfill"), 30, "the backfill run row")
         assert backfill_run["status"] == "completed"
         assert backfill_run["chunks_done"] == 3
+
+        # The same deployment reads a web archive: the sources and sites as parameters.
+        from_archive = subprocess.run(
+            [str(BIN / "prefect"), "deployment", "run", "backfill/backfill",
+             "--param", f"since={PUBLISHED_SINCE}", "--param", f"until={PUBLISHED_UNTIL}",
+             "--param", 'sources=["cc-news"]', "--param", f"site={json.dumps(list(ARCHIVE_SITES))}",
+             "--watch", "--watch-timeout", "180"],
+            env=env, capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
+        assert from_archive.returncode == 0, from_archive.stdout[-3000:] + from_archive.stderr[-3000:]
+        archived = wait_until(lambda: len(runs(db, "backfill")) == 2 and runs(db, "backfill")[1], 30,
+                              "the archive backfill's run row")  # fmt: skip
+        assert archived["status"] == "completed"
+        assert archived["archives"]["cc-news"]["articles_stored"] == len(archive_site.archive.expected)  # type: ignore[attr-defined]
     finally:
         stop(serving)
         serve_log.close()
