@@ -64,9 +64,12 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def extraction_runner(settings: Settings, pages: int | None = None) -> TaskRunner[Any]:
+def extraction_runner(
+    settings: Settings, pages: int | None = None, *, on_first_use: bool = False
+) -> TaskRunner[Any]:
     """The task runner named by ``settings.extraction_runner``, for a run that extracts up to ``pages``
-    pages (None: unknown, many).
+    pages (None: unknown, many). With ``on_first_use`` the local pool starts when the first batch is
+    submitted, not now (an archive backfill may scan a whole file before it finds a page to keep).
 
     ``process``: a pool of ``extraction_workers`` local processes (the default; threads are slower than
     sequential for trafilatura and crash in it). A run of fewer than ``settings.pool_min_pages`` pages,
@@ -79,7 +82,10 @@ def extraction_runner(settings: Settings, pages: int | None = None) -> TaskRunne
     if spec == "process":
         if pages is not None and pages < settings.pool_min_pages and not _pool_started(settings):
             return ThreadPoolTaskRunner(max_workers=1)
-        return SharedProcessPool(_process_pool(settings.extraction_workers))
+        pool = SharedProcessPool(settings.extraction_workers)
+        if not on_first_use:
+            pool.start()
+        return pool
     if spec == "dask" or spec.startswith("dask://"):
         try:
             from prefect_dask import DaskTaskRunner
@@ -157,15 +163,22 @@ def _usable(pool: ProcessPoolTaskRunner) -> bool:
 
 
 class SharedProcessPool(TaskRunner[PrefectFuture[Any]]):
-    """A task runner over this process's long-lived extraction pool: entering and leaving it starts and
-    stops no process. Each run waits for its own futures; the workers stay for the next run."""
+    """A task runner over this process's long-lived extraction pool of ``workers`` processes: entering and
+    leaving it starts and stops no process. Each run waits for its own futures; the workers stay for the
+    next run. The pool is taken (started, if this process has none) by :meth:`start` or the first submit."""
 
-    def __init__(self, pool: ProcessPoolTaskRunner) -> None:
+    def __init__(self, workers: int) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self._pool = pool
+        self._workers = workers
+        self._pool: ProcessPoolTaskRunner | None = None
+
+    def start(self) -> ProcessPoolTaskRunner:
+        if self._pool is None:
+            self._pool = _process_pool(self._workers)
+        return self._pool
 
     def duplicate(self) -> SharedProcessPool:
-        return type(self)(self._pool)
+        return type(self)(self._workers)
 
     def submit(
         self,
@@ -174,4 +187,4 @@ class SharedProcessPool(TaskRunner[PrefectFuture[Any]]):
         wait_for: Any = None,
         dependencies: Any = None,
     ) -> PrefectFuture[Any]:
-        return self._pool.submit(task, parameters, wait_for, dependencies)
+        return self.start().submit(task, parameters, wait_for, dependencies)

@@ -20,12 +20,13 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
 from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner
 
 from newsflow.errors import ConfigError, RunLockedError
 from newsflow.flows._pipeline import ArticleCounts, chunked, process_batches, run_pipeline
-from newsflow.flows._report import backfill_line
+from newsflow.flows._report import backfill_line, summary_rows
 from newsflow.flows._runners import api_shared_with_workers, extraction_runner, unwalked
 from newsflow.flows._runs import TrackedRun, tracked_run
 from newsflow.flows.ingest import IO_TASK_RUNNER
@@ -167,6 +168,10 @@ def backfill(
         logger.warning("skipping this backfill: %s", exc)
         return {"run_id": None, "status": "skipped", "reason": str(exc), **counts.as_dict(), "timings": {}}
     summary = {"run_id": run.run_id, "status": run.status, **counts.as_dict(), "timings": run.timings}
+    create_table_artifact(
+        key="backfill-summary", table=summary_rows(summary),
+        description=f"newsflow backfill {run.run_id}: {counts.articles_stored} articles stored",
+    )  # fmt: skip
     logger.info("%s", backfill_line(summary))
     return summary
 
@@ -264,6 +269,7 @@ def fill_from_archives(
 ) -> None:
     """Read the archives' units for the window's sites through one article pipeline, keeping the articles
     published in the window."""
+    run.lap("setup_s")  # the run's row and the lake's migrations, apart from the archives' own time
     sites = parameters["site"]
     job = ArchiveJob(
         backfill_id=backfill_id(parameters),
@@ -292,7 +298,7 @@ def fill_from_archives(
         ARCHIVE_SOURCES[archive](settings, job, by_archive[archive]) for archive in archives
     )
     try:
-        with api_shared_with_workers(), extraction_runner(settings) as runner:
+        with api_shared_with_workers(), extraction_runner(settings, on_first_use=True) as runner:
             run_pipeline(batches, settings, run.run_id, counts, runner, select=published_in_window,
                          after_store=count_stored)  # fmt: skip
     finally:
