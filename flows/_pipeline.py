@@ -139,8 +139,14 @@ def process_batches(
     )  # fmt: skip
 
 
-#: Chooses which of a batch's extracted articles are stored (an archive backfill keeps its window's).
-Selector = Callable[[list[Article]], list[Article]]
+#: Chooses which of a batch's extracted articles are stored (an archive backfill keeps its window's), and
+#: says whether the batch is complete: an incomplete one (a page the archive failed to serve for now) stops
+#: its unit's checkpoints there, as a failed batch does, so the unit is read again.
+Selector = Callable[[list[Article]], tuple[list[Article], bool]]
+#: Why a unit with a failed (or incomplete) batch is recorded as failed.
+UNIT_INCOMPLETE = "a batch failed, or a page of it could not be read for now (see the run's log)"
+#: Called with each store's outcome and the checkpoints it stored.
+AfterStore = Callable[[StoreOutcome, Sequence[Checkpoint]], None]
 
 
 def run_pipeline(
@@ -153,10 +159,10 @@ def run_pipeline(
     total: int | None = None,
     select: Selector | None = None,
     after_batch: Callable[[int, bool], None] | None = None,
-    after_store: Callable[[StoreOutcome], None] | None = None,
+    after_store: AfterStore | None = None,
 ) -> None:
     """Fetch, extract and store ``batches``; ``after_batch(index, stored)`` is called as each one is
-    stored (True) or given up (False), ``after_store`` with each store's outcome.
+    stored (True) or given up (False), ``after_store`` with each store's outcome and checkpoints.
 
     ``batches`` is drawn on a thread of its own, one batch at a time and no further ahead of the store than
     twice the extraction workers, so memory stays bounded however many entries are new, and a source that
@@ -222,7 +228,7 @@ class _Stages:
         total: int | None,
         select: Selector | None,
         after_batch: Callable[[int, bool], None] | None,
-        after_store: Callable[[StoreOutcome], None] | None,
+        after_store: AfterStore | None,
     ) -> None:
         self.settings, self.run_id, self.counts, self.runner = settings, run_id, counts, runner
         self.events, self.total, self.select = events, total, select
@@ -297,15 +303,14 @@ class _Stages:
                 if point is not None:
                     self.failed_units.setdefault(point.key, point)
                 continue
-            kept = self.select(extracted) if self.select else extracted
+            kept, complete = self.select(extracted) if self.select else (extracted, True)
             articles += kept
+            if point is not None and not complete:
+                self.failed_units.setdefault(point.key, point)
             if point is not None and point.key not in self.failed_units:
                 checkpoints.append(replace(point, article_ids=tuple(a.article_id for a in kept)))
         if articles or checkpoints:
-            outcome = store_articles(unwalked(articles), self.settings, self.run_id, unwalked(checkpoints))
-            self.counts.add_articles(articles, outcome)
-            if self.after_store is not None:
-                self.after_store(outcome)
+            self._store(articles, checkpoints)
             self.stored += len(articles)
             report("store articles", self.stored, self.total or self.seen)
         if self.after_batch is not None:
@@ -314,6 +319,12 @@ class _Stages:
         self.next_store += len(ready)
         return len(ready)
 
+    def _store(self, articles: list[Article], checkpoints: list[Checkpoint]) -> None:
+        outcome = store_articles(unwalked(articles), self.settings, self.run_id, unwalked(checkpoints))
+        self.counts.add_articles(articles, outcome)
+        if self.after_store is not None:
+            self.after_store(outcome, checkpoints)
+
     def record_failed_units(self) -> None:
         """Units with a batch that failed are recorded as failed (their progress stays at the last batch
         stored before it), so the next run reads them again from there."""
@@ -321,10 +332,10 @@ class _Stages:
             return
         failed = [
             replace(point, status=UnitStatus.FAILED, resume_at=None, records_read=0, records_kept=0,
-                    bytes_read=None, article_ids=(), error="a batch failed (see the run's log)")
+                    bytes_read=None, article_ids=(), error=UNIT_INCOMPLETE)
             for point in self.failed_units.values()
         ]  # fmt: skip
-        store_articles([], self.settings, self.run_id, failed)
+        self._store([], failed)
 
 
 def _this_and_waiting(events: queue.Queue[T]) -> Iterator[T]:

@@ -31,12 +31,12 @@ from newsflow.flows._runners import api_shared_with_workers, extraction_runner, 
 from newsflow.flows._runs import TrackedRun, tracked_run
 from newsflow.flows.ingest import IO_TASK_RUNNER
 from newsflow.progress import report
-from newsflow.records import Archive, Article, FeedEntry, PlannedEntry, StoreOutcome
+from newsflow.records import Archive, FeedEntry, PlannedEntry
 from newsflow.settings import Settings, load_settings
 from newsflow.tasks.archives import (
     ARCHIVE_SOURCES,
-    ArchiveCounts,
     ArchiveJob,
+    ArchiveTally,
     site_domains,
     validate_warc_files,
 )
@@ -279,31 +279,17 @@ def fill_from_archives(
         crawl_lag=timedelta(days=settings.crawl_lag_days),
         warc_files=tuple(parameters.get("warc", ())),
     )
-    by_archive = {archive: ArchiveCounts() for archive in archives}
-
-    def published_in_window(articles: list[Article]) -> list[Article]:
-        kept = []
-        for article in articles:
-            if job.published_in_window(article):
-                kept.append(article)
-            elif article.capture is not None:
-                by_archive[article.capture.archive].outside_publication_window += 1
-        return kept
-
-    def count_stored(outcome: StoreOutcome) -> None:
-        for (_, archive, _), stored in outcome.stored_by_unit.items():
-            by_archive[ARCHIVES[archive]].articles_stored += stored
-
+    tally = ArchiveTally(job, archives)
     batches = chain.from_iterable(
-        ARCHIVE_SOURCES[archive](settings, job, by_archive[archive]) for archive in archives
+        ARCHIVE_SOURCES[archive](settings, job, tally.counts[archive]) for archive in archives
     )
     try:
         with api_shared_with_workers(), extraction_runner(settings, on_first_use=True) as runner:
-            run_pipeline(batches, settings, run.run_id, counts, runner, select=published_in_window,
-                         after_store=count_stored)  # fmt: skip
+            run_pipeline(batches, settings, run.run_id, counts, runner, select=tally.select,
+                         after_store=tally.stored)  # fmt: skip
     finally:
-        counts.archives = {archive.value: numbers.as_dict() for archive, numbers in by_archive.items()}
-        counts.new_entries += sum(c.records.kept - c.already_stored for c in by_archive.values())
+        counts.archives = {archive.value: numbers.as_dict() for archive, numbers in tally.counts.items()}
+        counts.new_entries += sum(c.records.kept - c.already_stored for c in tally.counts.values())
         run.lap("archives_s")
 
 

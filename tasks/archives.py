@@ -23,6 +23,7 @@ from newsflow.errors import ConfigError, FetchError
 from newsflow.net.archive import shared_archive_client
 from newsflow.net.ccnews import news_files
 from newsflow.net.cdx import CaptureQuery, IndexedCapture, IndexPage, cc_crawls, cc_index_pages, wayback_pages
+from newsflow.net.http import TRANSIENT_STATUS
 from newsflow.net.urls import SiteMatcher, site_domain
 from newsflow.net.warc import ArchivedResponse, RecordFilter, ScanChunk, ScanCounts, scan_warc
 from newsflow.progress import report
@@ -31,9 +32,11 @@ from newsflow.records import (
     Article,
     Capture,
     Checkpoint,
+    ContentSource,
     FeedEntry,
     FetchedPage,
     PlannedEntry,
+    StoreOutcome,
     UnitStatus,
     WorkBatch,
     compress_page,
@@ -89,14 +92,63 @@ class ArchiveCounts:
     records: ScanCounts = field(default_factory=ScanCounts)
     already_stored: int = 0
     outside_publication_window: int = 0
+    #: Pages read but not stored for want of text, by reason (``http_404``, ``no_main_text``, ...).
+    not_stored: Counter[str] = field(default_factory=Counter)
     articles_stored: int = 0
     problems: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self)}
         out["records"] = self.records.as_dict()
+        out["not_stored"] = dict(self.not_stored)
         out["problems"] = dict(self.problems)
         return out
+
+
+#: Why a capture could not be read that may not hold next time: the unit is read again by the next run.
+TRANSIENT_REASONS = frozenset(
+    {"timeout", "connect_error", "connection_reset", "protocol_error", "dns_error"}
+    | {f"http_{status}" for status in TRANSIENT_STATUS}
+)
+
+
+class ArchiveTally:
+    """What the article pipeline keeps of the archives' pages, and the run's counts per archive."""
+
+    def __init__(self, job: ArchiveJob, archives: Sequence[Archive]) -> None:
+        self.job = job
+        self.counts = {archive: ArchiveCounts() for archive in archives}
+
+    def select(self, articles: list[Article]) -> tuple[list[Article], bool]:
+        """The articles with text published in the window; and False when a page could not be read for a
+        reason that may pass (its unit is then read again next run)."""
+        kept, complete = [], True
+        for article in articles:
+            if article.capture is None:
+                kept.append(article)
+                continue
+            counts = self.counts[article.capture.archive]
+            if article.content_source is ContentSource.NONE:  # no page text: not an article
+                reason = article.fetch_error or (article.extraction_error or "no_text").split(":")[0]
+                counts.not_stored[reason] += 1
+                complete = complete and reason not in TRANSIENT_REASONS
+            elif self.job.published_in_window(article):
+                kept.append(article)
+            else:
+                counts.outside_publication_window += 1
+        return kept, complete
+
+    def stored(self, outcome: StoreOutcome, checkpoints: Sequence[Checkpoint]) -> None:
+        """Count what a store committed: articles per archive, and the units it finished or gave up."""
+        for (_, archive, _), number in outcome.stored_by_unit.items():
+            self.counts[Archive(archive)].articles_stored += number
+        for point in checkpoints:
+            counts = self.counts[point.archive]
+            counts.units_done += point.status is UnitStatus.DONE
+            counts.units_failed += point.status is UnitStatus.FAILED
+            if point.status is not UnitStatus.PENDING:
+                finished = counts.units_done_before + counts.units_done + counts.units_failed
+                report(f"{point.archive.value} units", finished, counts.units)
 
 
 def validate_warc_files(paths: Sequence[str]) -> tuple[str, ...]:
@@ -141,7 +193,7 @@ class _Units:
         self.total = len(units)
         counts.units += len(units)
         counts.units_done_before += sum(s.status is UnitStatus.DONE for s in self.states.values())
-        self._report()
+        report(f"{archive.value} units", counts.units_done_before, counts.units)
 
     def todo(self, unit: str) -> UnitState | None:
         """The unit's state when it is still to do, None when an earlier run finished it."""
@@ -159,26 +211,15 @@ class _Units:
         bytes_read: int | None = None,
         error: str | None = None,
     ) -> Checkpoint:
-        point = Checkpoint(
+        return Checkpoint(
             self.job.backfill_id, self.archive, unit, status, resume_at, records_read, records_kept,
             bytes_read, error=error,
         )  # fmt: skip
-        if point.status is UnitStatus.DONE:
-            self.counts.units_done += 1
-            self._report()
-        elif point.status is UnitStatus.FAILED:
-            self.counts.units_failed += 1
-            self._report()
-        return point
 
     def failed(self, unit: str, exc: FetchError) -> WorkBatch:
         logger.warning("%s %s failed: %s", self.archive.value, unit, exc)
         self.counts.problems[exc.reason] += 1
         return WorkBatch(checkpoint=self.checkpoint(unit, UnitStatus.FAILED, error=str(exc)[:500]))
-
-    def _report(self) -> None:
-        done = self.counts.units_done_before + self.counts.units_done + self.counts.units_failed
-        report(f"{self.archive.value} units", done, self.total)
 
 
 def _new_pages(

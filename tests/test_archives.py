@@ -272,3 +272,22 @@ def test_local_warc_files_are_read_as_cc_news_files(
         backfill_command(db, "--warc", str(plain)), env=env, capture_output=True, text=True, timeout=60
     )
     assert refused.returncode == 1 and "not a gzip-compressed WARC file" in refused.stderr, refused.stderr
+
+
+def test_a_page_the_archive_fails_to_serve_fails_its_unit_and_the_next_run_gets_it(
+    archive_env: ArchiveSite, prefect_harness: str, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsflow.flows.backfill import backfill
+
+    monkeypatch.setenv("NEWSFLOW_ARCHIVE_RETRIES", "0")
+    archive_env.faults([{"prefix": "/wayback/web/", "statuses": [503]}])
+    first = backfill(**WINDOW, sources=["wayback"], db=str(db), allow_private_networks=True)
+    wayback = first["archives"]["wayback"]
+    assert wayback["not_stored"] == {"http_503": 1} and wayback["units_failed"] == 1
+    assert len(stored(db)) == len(expected(archive_env.archive)) - 1  # no empty row for the page it lacks
+    assert sorted(u[2] for u in units(db)) == ["done", "failed"]
+
+    again = backfill(**WINDOW, sources=["wayback"], db=str(db), allow_private_networks=True)
+    assert again["archives"]["wayback"]["units_done"] == 1 and again["articles_stored"] == 1
+    assert {row[0] for row in stored(db)} == expected(archive_env.archive)
+    assert all(u[2] == "done" for u in units(db))

@@ -282,8 +282,11 @@ def archive_lines(archive: str, counts: dict[str, Any]) -> list[str]:
         f"{counts['units_failed']} failed",
         f"{'':<9} {listed}, {records['kept']:,} kept" + (f" (skipped: {skipped})" if skipped else ""),
         f"{'':<9} already stored {counts['already_stored']:,}, published outside the window "
-        f"{counts['outside_publication_window']:,}, stored {counts['articles_stored']:,}",
+        f"{counts['outside_publication_window']:,}, no text {sum(counts['not_stored'].values()):,}, "
+        f"stored {counts['articles_stored']:,}",
     ]
+    if counts.get("not_stored"):
+        lines.append(f"{'':<9} no text: " + ", ".join(f"{k} {v}" for k, v in counts["not_stored"].items()))
     if counts.get("problems"):
         lines.append(f"{'':<9} problems: " + ", ".join(f"{k} {v}" for k, v in counts["problems"].items()))
     return lines
