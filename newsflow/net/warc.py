@@ -142,7 +142,8 @@ def scan_warc(
             broken = scanner.cut(
                 skip_to if skip_to is not None else scanner.position, finished=skip_to is None
             )
-            broken.counts.malformed += 1
+            if scanner.cut_short_at != scanner.last_member:  # else counted already, when its digest failed
+                broken.counts.malformed += 1
             chunk_start = broken.resume_at
             yield broken
             if broken.finished:
@@ -162,6 +163,8 @@ class _Scanner:
         self.pages: list[ArchivedResponse] = []
         self.counts = ScanCounts()
         self._stream: ArchiveStream | None = None
+        #: Where the last record whose block digest failed begins (reading on after it fails too).
+        self.cut_short_at: int | None = None
 
     def stream_failure(self) -> FetchError | None:
         """The error the stream's connection raised, if a failure came from it rather than the file."""
@@ -224,6 +227,7 @@ class _Scanner:
         try:
             if not _intact(record):  # a record cut short reads on into the next one's bytes
                 self.counts.malformed += 1
+                self.cut_short_at = offset
                 return None
             record.parse_http(auto_decode="all")
             status = record.http_headers.status_code
