@@ -339,15 +339,17 @@ def run_backfill(
     peak_pss = 0
     cpu: dict[int, float] = {}
     kinds: dict[int, str] = {}
+    peak_rss: dict[int, int] = {}
     with (workdir / "out.json").open("w") as out, (workdir / "err.txt").open("w") as err:
         started = time.monotonic()
         process = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=workdir)
         while process.poll() is None:
             pids = tree_rss_bytes(process.pid)
             peak_pss = max(peak_pss, sum(pss_bytes(pid) for pid in pids))
-            for pid in pids:
+            for pid, rss in pids.items():
                 cpu[pid] = cpu_seconds(pid) or cpu.get(pid, 0.0)
                 kinds.setdefault(pid, process_kind(pid))
+                peak_rss[pid] = max(peak_rss.get(pid, 0), rss)
             time.sleep(RSS_SAMPLE_SECONDS)
         wall = time.monotonic() - started
     summary = _json_summary((workdir / "out.json").read_text())
@@ -359,6 +361,9 @@ def run_backfill(
         "wall_s": wall,
         "peak_pss_mb": peak_pss / 2**20,
         "cpu_s_by_kind": _summed_by_kind(cpu, kinds),
+        "peak_rss_mb_by_process": {
+            f"{kinds[pid]} {pid}": round(rss / 2**20) for pid, rss in peak_rss.items()
+        },
         "summary": summary,
     }
 
@@ -442,6 +447,7 @@ def run_benchmark(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         day, wide = f"{FIRST_CAPTURE:%Y-%m-%d}", "2016-08-01"
         for label, server_base, chosen, since, db in (
             ("scan_only", base, ["nothing.invalid"], day, tmp / "scan.ducklake"),
+            ("scan_only_small", small_base, ["nothing.invalid"], day, tmp / "scan-small.ducklake"),
             ("backfill_big", base, sites, wide, tmp / "big.ducklake"),
             ("backfill_small", small_base, sites, wide, tmp / "small.ducklake"),
         ):
@@ -503,6 +509,17 @@ def build_metrics(results: dict[str, Any], args: argparse.Namespace) -> list[Met
         checked("articles stage ratio", articles_rate / trafilatura, ">=", TARGET_ARTICLES_RATIO),
         checked("peak PSS, big file (MB)", backfill["peak_pss_mb"], "<", TARGET_PEAK_PSS_MB),
         Metric("peak PSS, file of half the size (MB)", results["backfill_small"]["peak_pss_mb"]),
+        Metric(
+            "peak PSS of the scan alone, big / half-size file (MB)",
+            f"{scan['peak_pss_mb']:.0f} / {results['scan_only_small']['peak_pss_mb']:.0f}",
+        ),
+        Metric(
+            "CPU s: extraction workers / flow process / Prefect API (big file)",
+            " / ".join(
+                f"{backfill['cpu_s_by_kind'].get(kind, 0):.1f}"
+                for kind in ("extraction-worker", "newsflow-cli", "prefect-api-server")
+            ),
+        ),
     ]
     fundus = results.get("fundus")
     if fundus is None:
