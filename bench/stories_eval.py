@@ -48,6 +48,7 @@ class Labelled:
     article: StoryArticle
     gold: str
     dated: bool = True  # False: the document carries no date (``published_at`` is left out when loading)
+    summary: str | None = None  # loaded as the record's ``description`` (``newsflow load`` uses it)
 
 
 # ---- corpora --------------------------------------------------------------------------------------------
@@ -126,8 +127,9 @@ def _hint_date(hint: str) -> datetime | None:
 
 
 def load_amazon() -> list[Labelled]:
-    """The Amazon-Anthropic story and its distractors; NewsAPI items are description + truncated content,
-    as a feed summary would be; a date given only as a hint is parsed from it."""
+    """The Amazon-Anthropic story and its distractors, each item's text and description loaded as given
+    (a NewsAPI item's text is cut short; ``newsflow load`` puts the description before it); a date given
+    only as a hint is parsed from it."""
     out = []
     for item in _jsonl(DATA / "amazon-anthropic-2023-09-25" / "items.jsonl"):
         raw = item["published_at"]
@@ -136,11 +138,11 @@ def load_amazon() -> list[Labelled]:
             if raw
             else _hint_date(str(item["published_hint"]))
         )
-        text = "\n".join(str(p) for p in (item["description"], item["text"]) if p)
         article = StoryArticle(
-            str(item["item_id"]), text, str(item["title"]), when or NO_DATE, str(item["outlet"])
+            str(item["item_id"]), str(item["text"]), str(item["title"]), when or NO_DATE, str(item["outlet"])
         )
-        out.append(Labelled(article, str(item["story_id"])))
+        summary = str(item["description"]) if item["description"] else None
+        out.append(Labelled(article, str(item["story_id"]), summary=summary))
     return out
 
 
@@ -224,6 +226,7 @@ def run_stream(items: list[Labelled], mode: str) -> tuple[Scores, list[str], flo
                 record |= {"title": a.title} if a.title else {}
                 record |= {"site": a.site} if a.site else {}
                 record |= {"published_at": a.published_at.isoformat()} if with_date else {}
+                record |= {"description": x.summary} if x.summary else {}
                 out.write(json.dumps(record) + "\n")
         settings = load_settings(db=Path(tmp) / "eval.ducklake")
         started = time.perf_counter()

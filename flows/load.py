@@ -5,15 +5,20 @@ good ones are stored in batches through the same exact-dedupe, near-duplicate an
 would add seconds to every load, and the load has no tasks to distribute); the ``load`` flow wraps the
 same function for deployments and Prefect-triggered runs.
 
-One JSON object per line: ``text`` (required), and optionally ``id``, ``url``, ``title``,
-``published_at`` (ISO 8601), ``site``, ``author``, ``language``. A loaded ``id`` is global: loading it
-again, from any file, adds nothing.
+One JSON object per line: ``text``, and optionally ``id``, ``url``, ``title``, ``summary`` (or
+``description``), ``published_at`` (ISO 8601), ``site``, ``author``, ``language``; a record needs a text or a
+summary. A loaded ``id`` is global: loading it again, from any file, adds nothing.
+
+A text that is cut short (NewsAPI's ``content``: the first 200 characters and ``… [+1135 chars]``) is stored
+with its summary before it, as ingestion uses a feed's summary when a page gives no text: a record of
+NewsAPI is a description and a cut text, and either alone may say little (a newsletter prompt).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +38,9 @@ from newsflow.stories.dedupe import article_id, content_hash
 from newsflow.tasks.extraction import detect_language
 from newsflow.tasks.storing import store
 
-_OPTIONAL_STRINGS = ("url", "title", "site", "author", "language")
+_OPTIONAL_STRINGS = ("url", "title", "site", "author", "language", "summary", "description")
+#: The end of a text cut short: NewsAPI's "… [+1135 chars]".
+CUT_SHORT = re.compile(r"\s*(?:…|\.\.\.)?\s*\[\+\d+ chars\]\s*$")
 
 
 @dataclass(frozen=True)
@@ -80,12 +87,16 @@ def parse_line(raw: str, number: int, source: str, now: datetime, future_toleran
         raise ValueError(f"not JSON ({exc.msg} at column {exc.colno})") from exc
     if not isinstance(record, dict):
         raise ValueError(f"not a JSON object but {type(record).__name__}")
-    text = record.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError("no text (`text` must be a non-empty string)")
     for name in _OPTIONAL_STRINGS:
         if record.get(name) is not None and not isinstance(record[name], str):
             raise ValueError(f"`{name}` must be a string")
+    given = record.get("text")
+    if given is not None and not isinstance(given, str):
+        raise ValueError("`text` must be a string")
+    summary = (record.get("summary") or record.get("description") or "").strip() or None
+    text = loaded_text(given or "", summary)
+    if not text:
+        raise ValueError("no text (`text` or `summary` must be a non-empty string)")
     external_id = record.get("id")
     if external_id is not None and not isinstance(external_id, str | int):
         raise ValueError("`id` must be a string or an integer")
@@ -114,7 +125,7 @@ def parse_line(raw: str, number: int, source: str, now: datetime, future_toleran
         language=record.get("language") or detect_language(text),
         text=text,
         word_count=len(text.split()),
-        summary=None,
+        summary=summary,
         tags=(),
         content_source=ContentSource.LOADED,
         fetch_error=None,
@@ -124,6 +135,16 @@ def parse_line(raw: str, number: int, source: str, now: datetime, future_toleran
         fetched_at=None,
         external_id=None if external_id is None else str(external_id),
     )
+
+
+def loaded_text(text: str, summary: str | None) -> str:
+    """The text a record is stored and grouped with: its ``text``; where that is cut short (``… [+N
+    chars]``), the summary then the text as given (its mark says that it is cut); where there is no text,
+    the summary."""
+    text = text.strip()
+    if not text or not summary:
+        return text or summary or ""
+    return f"{summary}\n\n{text}" if CUT_SHORT.search(text) else text
 
 
 def _published(value: object, now: datetime, tolerance: float) -> tuple[datetime | None, bool]:

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from newsflow.cli import main
 from newsflow.stories import DEFAULT_CONFIG
+from tests.conftest import shared
 from tests.lake import reader, writer
 from tests.test_stories import STORY, _amazon
 
@@ -22,16 +23,22 @@ def _write(path: Path, lines: list[str]) -> Path:
 
 
 def _amazon_jsonl(path: Path, dates: str = "all") -> Path:
-    """The Amazon-Anthropic set in publication order, with ``dates``: all, every other one (``half``), or
+    """The Amazon-Anthropic set in publication order, each item's text and description as given (a
+    NewsAPI item's text is cut short: ``… [+N chars]``), with ``dates``: all, every other one (``half``), or
     none (then undated records, as an archive without dates would give them)."""
+    with shared("amazon-anthropic-2023-09-25/items.jsonl").open(encoding="utf-8") as lines:
+        given = {item["item_id"]: item for item in map(json.loads, lines)}
     records = []
     for n, (article, _) in enumerate(_amazon()):
+        item = given[article.article_id]
         record = {
             "id": article.article_id,
-            "text": article.text,
+            "text": item["text"],
             "title": article.title,
             "site": article.site,
         }
+        if item["description"]:
+            record["description"] = item["description"]
         if dates == "all" or (dates == "half" and n % 2 == 0):
             record["published_at"] = article.published_at.isoformat()
         records.append(json.dumps(record))
@@ -75,7 +82,7 @@ def test_bad_lines_are_reported_with_their_number_and_the_good_ones_loaded(tmp_p
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         f"{file}:2: not JSON (Expecting property name enclosed in double quotes at column 2)",
-        f"{file}:3: no text (`text` must be a non-empty string)",
+        f"{file}:3: no text (`text` or `summary` must be a non-empty string)",
         f"{file}:5: bad date: `published_at` '25/09/2023' is not ISO 8601",
         "Error: 3 of 5 lines were not loaded (see above)",
     ]
@@ -126,6 +133,26 @@ def amazon_db(tmp_path: Path, db: Path) -> Path:
     )
     assert result.exit_code == 0, result.output
     return db
+
+
+@pytest.mark.parametrize(
+    ("text", "summary", "stored"),
+    [
+        # Cut short: the summary, then the text as given.
+        ("Sign up for our newsletter! Do you develop… [+268 chars]", "Amazon invests $4 billion.",
+         "Amazon invests $4 billion.\n\nSign up for our newsletter! Do you develop… [+268 chars]"),
+        ("A whole text.", "Its summary.", "A whole text."),  # a whole text is stored as it is
+        (None, "Only a summary.", "Only a summary."),
+    ],
+)  # fmt: skip
+def test_a_text_cut_short_is_stored_with_its_summary(
+    tmp_path: Path, db: Path, text: str | None, summary: str, stored: str
+) -> None:
+    record = {"id": "x", "summary" if text else "description": summary} | ({"text": text} if text else {})
+    result = CliRunner().invoke(main, ["load", str(_write(tmp_path / "x.jsonl", [json.dumps(record)])),
+                                       "--db", str(db)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert _rows(db, "SELECT text, summary FROM articles") == [(stored, summary)]
 
 
 def test_amazon_anthropic_loads_as_one_story_of_five_and_distractors_alone(amazon_db: Path) -> None:

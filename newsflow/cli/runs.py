@@ -220,10 +220,11 @@ def maintenance(
 def load(file: Path, db: Path | None, batch_size: int | None, as_json: bool) -> None:
     """Load already-extracted articles from a JSON Lines file, through dedupe and story grouping.
 
-    One JSON object per line: "text" (required), and optionally "id" (kept as external_id), "url",
-    "title", "published_at" (ISO 8601), "site", "author", "language". Each bad line is reported on
-    stderr with its line number and skipped; the others are loaded; the exit status is 1 if any line was
-    bad. Loading the same records again adds nothing. Example: newsflow load archive.jsonl
+    One JSON object per line: "text" and/or "summary" (or "description"), and optionally "id" (kept as
+    external_id), "url", "title", "published_at" (ISO 8601), "site", "author", "language". A text cut
+    short ("... [+268 chars]") is stored with its summary before it. Each bad line is reported on stderr
+    with its line number and skipped; the others are loaded; the exit status is 1 if any line was bad.
+    Loading the same records again adds nothing. Example: newsflow load archive.jsonl
     """
     from newsflow.flows.load import BadLine, load_file
 
