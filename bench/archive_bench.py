@@ -9,8 +9,9 @@ Steps:
 1. Two CC-NEWS-like files (a warcinfo record, then a request and a response per page, a gzip member each,
    written with warcio; ``X-Crawler-*`` headers as StormCrawler writes them) of ``--records`` and ``--small``
    responses: the 820 distinct shared pages over and over, on about 400 hosts. ``--share`` of the responses
-   are on the chosen sites: the hosts of the 35 shared pages whose publisher Fundus has a parser for, under
-   their real URLs (with ``?copy=N`` to make each capture its own article). Served by
+   are on the chosen sites: every shared page in turn, the 35 whose publisher Fundus has a parser for under
+   their real URLs (with ``?copy=N`` to make each capture its own article), the others on subdomains of
+   ``chosen-news.example``. Served by
    ``tests/loopback_site.py``-like plain file serving from ``tests/archive_site.py`` (Range requests).
 2. Limits, in this process: FastWARC alone streaming the file over loopback HTTP, matching hosts and reading
    the kept bodies (records/s, MB/s); warcio the same (why FastWARC); trafilatura alone on the kept pages in
@@ -138,10 +139,16 @@ def shared_pages() -> list[SharedPage]:
     return pages
 
 
+#: The chosen site of the kept pages whose publisher Fundus has no parser for (its subdomains hold them).
+OTHER_CHOSEN = "chosen-news.example"
+
+
 def chosen_sites(pages: Sequence[SharedPage]) -> list[str]:
-    """The domains of the Fundus pages' hosts (``www.`` dropped: a domain takes its subdomains)."""
+    """The domains of the Fundus pages' hosts (``www.`` dropped: a domain takes its subdomains), and the
+    domain the other kept pages are put on."""
     by_id = {p.page_id: p for p in pages}
-    return sorted({(urlsplit(by_id[i].url).hostname or "").removeprefix("www.") for i in FUNDUS_PAGES})
+    fundus = {(urlsplit(by_id[i].url).hostname or "").removeprefix("www.") for i in FUNDUS_PAGES}
+    return sorted(fundus | {OTHER_CHOSEN})
 
 
 def write_news_file(path: Path, pages: Sequence[SharedPage], records: int, share: float) -> dict[str, Any]:
@@ -149,7 +156,9 @@ def write_news_file(path: Path, pages: Sequence[SharedPage], records: int, share
     from warcio.statusandheaders import StatusAndHeaders
 
     by_id = {p.page_id: p for p in pages}
-    chosen = [by_id[i] for i in FUNDUS_PAGES]
+    # Kept pages: every shared page in turn (the Fundus pages under their real URLs, the others on
+    # subdomains of OTHER_CHOSEN), so the extraction stage sees the same mix as ingest_bench's.
+    chosen = [by_id[i] for i in FUNDUS_PAGES] + [p for p in pages if p.page_id not in FUNDUS_PAGES]
     others = [p for p in pages if p.page_id not in FUNDUS_PAGES]
     step = max(1, round(1 / share))
     kept_ids: list[str] = []
@@ -160,7 +169,10 @@ def write_news_file(path: Path, pages: Sequence[SharedPage], records: int, share
         for number in range(records):
             if number % step == 0:
                 page = chosen[(number // step) % len(chosen)]
-                url = f"{page.url}{'&' if '?' in page.url else '?'}copy={number}"
+                if page.page_id in FUNDUS_PAGES:
+                    url = f"{page.url}{'&' if '?' in page.url else '?'}copy={number}"
+                else:
+                    url = f"https://news{number % 7}.{OTHER_CHOSEN}/{page.page_id}/{number}"
                 kept_ids.append(page.page_id)
             else:
                 page = others[number % len(others)]
