@@ -4,6 +4,7 @@ broken connection (against the loopback archive)."""
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from newsflow.net.ccnews import NewsFile, parse_listing, select_files
 from newsflow.net.cdx import parse_timestamp
 from newsflow.net.urls import SiteMatcher
 from newsflow.net.warc import RecordFilter, scan_warc
+from newsflow.settings import load_settings
 from tests.archive_fixture import SITES, Archive, chosen
 from tests.conftest import ArchiveSite
 
@@ -201,3 +203,29 @@ def test_a_connection_broken_mid_file_is_reopened_where_its_chunk_began(
     assert len(opened) == 2 and opened[0] is None
     start = int(str(opened[1]).removeprefix("bytes=").rstrip("-"))
     assert 0 < start < 200_000 and start in resumes  # at a chunk boundary before the break
+
+
+def _record(uri: str, date: str, block: bytes) -> bytes:
+    """One gzip member holding a WARC response record, written by hand to be wrong in chosen ways."""
+    head = (
+        f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: {uri}\r\nWARC-Date: {date}\r\n"
+        f"Content-Type: application/http; msgtype=response\r\nContent-Length: {len(block)}\r\n\r\n"
+    )
+    return gzip.compress(head.encode() + block + b"\r\n\r\n")
+
+
+def test_a_record_without_a_usable_date_or_http_is_skipped_and_the_next_one_read(tmp_path: Path) -> None:
+    page = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html><body><p>A page.</p></body></html>"
+    file = tmp_path / "odd.warc.gz"
+    file.write_bytes(
+        _record("https://news.example/1", "2022-01-21T10:00:00Z", page)
+        + _record("https://news.example/2", "the day before yesterday", page)
+        + _record("https://news.example/3", "2022-01-21T10:00:00Z", b"NOT HTTP\r\n\r\nbody")
+        + _record("https://news.example/4", "2022-01-21T10:00:00Z", page)
+    )
+    client = ArchiveClient(load_settings(), clock=FakeClock())  # type: ignore[arg-type]
+    keep = RecordFilter(SiteMatcher(["news.example"]), datetime(2022, 1, 1, tzinfo=UTC),
+                        datetime(2022, 2, 1, tzinfo=UTC), 5_000_000)  # fmt: skip
+    [chunk] = list(scan_warc(client, file.as_uri(), keep))
+    assert [page.url for page in chunk.pages] == ["https://news.example/1", "https://news.example/4"]
+    assert (chunk.counts.malformed, chunk.counts.not_ok, chunk.finished) == (1, 1, True)

@@ -21,7 +21,7 @@ import io
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fastwarc.stream_io import GzipReader
 from fastwarc.warc import ArchiveIterator, WarcRecord, WarcRecordType
@@ -218,6 +218,11 @@ class _Scanner:
             self.counts.other_hosts += 1
             return None
         captured_at = record.record_date
+        if captured_at is None:  # no WARC-Date that parses: a capture of unknown time is not read
+            self.counts.malformed += 1
+            return None
+        if captured_at.tzinfo is None:
+            captured_at = captured_at.replace(tzinfo=UTC)
         if not self.keep.start <= captured_at < self.keep.end:
             self.counts.outside_window += 1
             return None
