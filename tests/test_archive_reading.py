@@ -68,7 +68,6 @@ def test_the_files_of_a_window_start_with_the_one_that_holds_its_first_hours() -
 
 
 def test_a_listing_is_read_in_time_order_and_other_lines_are_skipped() -> None:
-    import gzip
 
     listing = gzip.compress(
         b"crawl-data/CC-NEWS/2023/09/CC-NEWS-20230925101500-01235.warc.gz\n"
