@@ -9,9 +9,10 @@ statistics. Centroids come from real texts of ../shared/data (ECB+, BASIL, SemEv
 re-numbered; signatures are random, so stored articles are not copies of each other (the candidate rate
 of real unrelated texts is printed separately). Warehouses are cached in bench/results/ (``--rebuild``).
 
-Then a fresh process opens the warehouse as the store step does and times ``tasks.grouping.group_batch``
-(the code `newsflow ingest` runs) on a batch of real articles dated in the last two days, ``--repeat``
-times, each inside a transaction that is rolled back. The batch carries its text features (tokens and
+Then a fresh process opens the warehouse as the store step does and times grouping as the store step
+runs it (``newsflow.stories.batch.group`` over the warehouse's snapshot, then ``write_changes``) on a
+batch of real articles dated in the last two days, ``--repeat`` times, each inside a transaction that is
+rolled back. The batch carries its text features (tokens and
 MinHash), as articles from the extraction workers do; computing them is timed apart. Prints per-stage
 seconds (the median run), the total, and that process's peak RSS.
 """
@@ -53,9 +54,9 @@ def _lake(path: Path) -> Warehouse:
 
 from newsflow import stories  # noqa: E402
 from newsflow.stories import StoryArticle, boilerplate, neardup  # noqa: E402
+from newsflow.stories import batch as grouping  # noqa: E402
 from newsflow.stories.features import text_features  # noqa: E402
-from newsflow.tasks import grouping  # noqa: E402
-from newsflow.warehouse import stories as stories_table  # noqa: E402
+from newsflow.warehouse import grouping as stories_table  # noqa: E402
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
 ARTICLES_PER_STORY = 2.5
@@ -180,19 +181,19 @@ def _insert_stories(
 
 # ---- measuring one batch --------------------------------------------------------------------------------
 
-#: The steps of ``group_batch``, timed by wrapping the module functions it calls.
+#: The steps of grouping a batch, timed by wrapping the module functions it calls.
 STAGES: tuple[tuple[Any, str, str], ...] = (
     (neardup, "signature", "minhash signatures"),
     (stories_table, "candidate_signatures", "band join (SQL)"),
     (neardup, "find_near_duplicates", "near-dup decision"),
     (stories_table, "insert_signatures", "store signatures"),
     (stories_table, "stories_of", "copies' stories (SQL)"),
-    (stories, "count_batch", "tokenise"),
-    (stories, "article_vectors", "weighting"),
+    (grouping, "count_batch", "tokenise"),
+    (grouping, "article_vectors", "weighting"),
     (stories_table, "doc_freqs", "term stats (SQL)"),
     (stories_table, "candidate_story_ids", "candidate stories (SQL)"),
     (stories_table, "load_stories", "load stories (SQL)"),
-    (stories, "assign_batch", "assignment"),
+    (grouping, "assign_batch", "assignment"),
     (stories_table, "save_stories", "save stories"),
     (stories_table, "add_doc_freqs", "save term stats"),
     (stories_table, "save_decisions", "save decisions"),
@@ -221,7 +222,7 @@ def _instrument(timings: dict[str, float]) -> None:
 
 
 def measure(path: Path, batch_size: int, repeat: int) -> dict[str, Any]:
-    """Time ``group_batch`` on a batch of new real articles, ``repeat`` times (rolled back each time)."""
+    """Time grouping a batch of new real articles, ``repeat`` times (rolled back each time)."""
     texts = corpus_texts()
     batch = [
         StoryArticle(f"new{i}", a.text, a.title, NOW - timedelta(hours=i % 48), a.site)
@@ -238,7 +239,8 @@ def measure(path: Path, batch_size: int, repeat: int) -> dict[str, Any]:
             timings.clear()
             con.execute("BEGIN TRANSACTION")
             started = time.perf_counter()
-            outcome = grouping.group_batch(con, batch, {}, NOW)
+            outcome = grouping.group(grouping.GroupingBatch(batch), stories_table.WarehouseSnapshot(con))
+            stories_table.write_changes(con, outcome, NOW)
             total = time.perf_counter() - started
             con.execute("ROLLBACK")
             runs.append(
@@ -336,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcomes = [f"{r['joined']}/{r['new_stories']}/{r['near_dups']}" for _, _, r in results]
     rows.append(["joined / new / near-dup", *outcomes])
     print(
-        f"\ngroup_batch on {args.batch} new articles against N stored over {args.days} days"
+        f"\ngrouping {args.batch} new articles against N stored over {args.days} days"
         " (a fresh process per N)\n"
     )
     print(stories_eval.table(header, rows))

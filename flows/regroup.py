@@ -18,7 +18,7 @@ from newsflow.clock import utcnow
 from newsflow.errors import ConfigError
 from newsflow.flows._runs import tracked_run
 from newsflow.settings import Settings, load_settings
-from newsflow.tasks.grouping import RegroupOutcome, regroup_range
+from newsflow.tasks.storing import RegroupOutcome, regroup_range
 from newsflow.warehouse.lakehouse import Warehouse
 
 

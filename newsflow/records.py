@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -386,6 +387,38 @@ class StoredStory:
     row: StoryRow
     terms: dict[str, float]
     entities: dict[str, float]
+
+
+@dataclass(frozen=True)
+class StoryProbe:
+    """An article's heaviest terms and entities with its time (None: undated): what the stored stories
+    that may take it are looked up by."""
+
+    article_id: str
+    at: datetime | None
+    terms: Mapping[str, float]
+    entities: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class GroupingChanges:
+    """What grouping a batch changes (``newsflow.stories.batch.group``), for the warehouse to write once:
+    near-duplicate marks, new MinHash signatures and bands (with each one's time and first copy), site lines
+    (once per original article that printed them), stories to upsert, document-frequency increments
+    (``''`` counts documents), decisions, and each article's story."""
+
+    near_marks: Mapping[str, DuplicateMark] = field(default_factory=dict)
+    signatures: tuple[SignatureRow, ...] = ()
+    bands: tuple[BandRow, ...] = ()
+    signed_at: Mapping[str, datetime] = field(default_factory=dict)
+    signed_roots: Mapping[str, str] = field(default_factory=dict)
+    site_lines: tuple[tuple[str, int], ...] = ()
+    stories: tuple[StoredStory, ...] = ()
+    doc_freq_increments: Mapping[str, int] = field(default_factory=dict)
+    decisions: tuple[StoryAssignment, ...] = ()
+    story_ids: Mapping[str, str] = field(default_factory=dict)
+    new_stories: int = 0
+    joined: int = 0
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
+import duckdb
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -21,6 +22,7 @@ from newsflow.records import (
     Article,
     Capture,
     Checkpoint,
+    DuplicateMark,
     FeedEntry,
     FeedState,
     FetchedPage,
@@ -29,14 +31,16 @@ from newsflow.records import (
     StoreOutcome,
 )
 from newsflow.settings import Settings
-from newsflow.stories import StoryArticle
+from newsflow.stories import StoryArticle, neardup
+from newsflow.stories.batch import GroupingBatch, group
 from newsflow.stories.dedupe import article_id, guid_key, mark_exact_duplicates
-from newsflow.tasks.grouping import group_batch
 from newsflow.tasks.schedule import next_schedule
 from newsflow.warehouse import articles as articles_table
 from newsflow.warehouse import backfills as backfills_table
 from newsflow.warehouse import feeds as feeds_table
+from newsflow.warehouse import grouping as grouping_table
 from newsflow.warehouse import runs as runs_table
+from newsflow.warehouse.grouping import WarehouseSnapshot
 from newsflow.warehouse.lakehouse import Warehouse
 
 
@@ -98,9 +102,9 @@ def store(
     run_id: str | None,
     checkpoints: Sequence[Checkpoint] = (),
 ) -> StoreOutcome:
-    """Store one batch in one transaction: exact duplicates, near-duplicates and stories (see
-    :mod:`newsflow.tasks.grouping`), and the archive ``checkpoints`` that these articles complete. Re-storing
-    a batch adds nothing."""
+    """Store one batch in one transaction: exact duplicates, then near-duplicates and stories (read, decided
+    by :func:`newsflow.stories.batch.group`, written once), and the archive ``checkpoints`` that these
+    articles complete. Re-storing a batch adds nothing."""
     now = utcnow()
     with Warehouse.open(settings).write() as con:
         stored_ids = articles_table.existing_ids(con, [a.article_id for a in articles])
@@ -112,7 +116,8 @@ def store(
         )
         marks = mark_exact_duplicates(articles, stored, stored_ids)
         new = _new_for_grouping(articles, stored_ids, now)
-        grouped = group_batch(con, new, marks, now)
+        grouped = group(GroupingBatch(new, marks), WarehouseSnapshot(con))
+        grouping_table.write_changes(con, grouped, now)
         marks = {**marks, **grouped.near_marks}
         inserted = articles_table.insert_articles(
             con, articles, marks, run_id=run_id, now=now, story_ids=grouped.story_ids
@@ -288,3 +293,47 @@ def finish_backfill_chunk(
         backfills_table.finish_chunk(
             con, backfill_id, chunk_start, entries=entries, articles=articles, now=utcnow()
         )
+
+
+@dataclass(frozen=True)
+class RegroupOutcome:
+    """What a regroup did."""
+
+    articles: int
+    stories_before: int
+    stories_after: int
+    joined: int
+
+
+def regroup_range(
+    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, now: datetime, batch_size: int
+) -> RegroupOutcome:
+    """Group again every article whose time (published, else first seen) is in [start, end), together
+    with the other members of the stories they were in, in time order and in batches, in the caller's
+    write session. Near-duplicate marks stay as they are; articles without a MinHash signature (stored
+    before stories existed) get one, so later copies of them are found."""
+    rows, before = grouping_table.release_range(con, start, end)
+    counted = {r.article_id for r in rows if r.counted}
+    story_ids: dict[str, str] = {}
+    joined = 0
+    for offset in range(0, len(rows), batch_size):
+        chunk = rows[offset : offset + batch_size]
+        articles = {r.article_id: StoryArticle(r.article_id, r.text, r.title, r.at, r.site, dated=r.dated)
+                    for r in chunk}  # fmt: skip
+        marks = {
+            r.article_id: DuplicateMark(r.duplicate_of, r.dup_reason or "", r.dup_score or 1.0)
+            for r in chunk
+            if r.duplicate_of
+        }
+        unsigned = [
+            (articles[r.article_id], r.duplicate_of)
+            for r in chunk
+            if not r.signed and (r.duplicate_of is None or r.dup_reason == neardup.DUP_REASON)
+        ]
+        batch = GroupingBatch(list(articles.values()), marks, counted, find_copies=False, learn_lines=False)
+        changes = group(batch, WarehouseSnapshot(con), unsigned=unsigned)
+        grouping_table.write_changes(con, changes, now)
+        grouping_table.set_story_ids(con, changes.story_ids)
+        story_ids.update(changes.story_ids)
+        joined += changes.joined
+    return RegroupOutcome(len(rows), before, len(set(story_ids.values())), joined)

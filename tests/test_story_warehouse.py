@@ -9,7 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from newsflow.records import BandRow, SignatureRow, StoredStory, StoryAssignment, StoryRow
+from newsflow.records import BandRow, SignatureRow, StoredStory, StoryAssignment, StoryProbe, StoryRow
+from newsflow.warehouse import grouping as grouping_table
 from newsflow.warehouse import stories as stories_table
 from newsflow.warehouse.schema import migrate
 from newsflow.warehouse.upgrade import upgrade_file
@@ -34,7 +35,7 @@ def test_band_join_finds_only_articles_sharing_a_bucket_within_the_window(
     con: duckdb.DuckDBPyConnection,
 ) -> None:
     times = {"a": T0, "b": T0, "old": T0 - timedelta(days=90)}
-    stories_table.insert_signatures(
+    grouping_table.insert_signatures(
         con,
         [SignatureRow("a", b"\x01" * 8), SignatureRow("b", b"\x02" * 8), SignatureRow("old", b"\x03" * 8)],
         [BandRow(0, 11, "a"), BandRow(1, 12, "a"), BandRow(0, 21, "b"), BandRow(1, 12, "old")],
@@ -42,18 +43,18 @@ def test_band_join_finds_only_articles_sharing_a_bucket_within_the_window(
         roots={"b": "a"},
     )
     window = (T0 - timedelta(days=30), T0 + timedelta(days=30))
-    found = stories_table.candidate_signatures(con, [(1, 12), (5, 11), (0, 99)], *window)
+    found = grouping_table.candidate_signatures(con, [(1, 12), (5, 11), (0, 99)], *window)
     assert [(s.article_id, s.signature, s.root) for s in found] == [("a", b"\x01" * 8, "a")]
-    assert [s.root for s in stories_table.candidate_signatures(con, [(0, 21)], *window)] == ["a"]
+    assert [s.root for s in grouping_table.candidate_signatures(con, [(0, 21)], *window)] == ["a"]
     # The 90-day-old article shares the bucket but is outside the window; a window around it finds it.
     old_window = (T0 - timedelta(days=100), T0 - timedelta(days=80))
-    assert [s.article_id for s in stories_table.candidate_signatures(con, [(1, 12)], *old_window)] == ["old"]
+    assert [s.article_id for s in grouping_table.candidate_signatures(con, [(1, 12)], *old_window)] == ["old"]
     # Storing the same article again keeps its first signature and adds no band rows.
-    stories_table.insert_signatures(
+    grouping_table.insert_signatures(
         con, [SignatureRow("a", b"\x09" * 8)], [BandRow(3, 3, "a")], times=times, roots={}
     )
     assert con.execute("SELECT count(*) FROM lsh_bands").fetchall() == [(4,)]
-    assert stories_table.candidate_signatures(con, [(3, 3)], *window) == []
+    assert grouping_table.candidate_signatures(con, [(3, 3)], *window) == []
 
 
 def test_migration_0004_keeps_grouping_state_and_times_it(tmp_path: Path) -> None:
@@ -83,20 +84,20 @@ def test_migration_0004_keeps_grouping_state_and_times_it(tmp_path: Path) -> Non
     report = upgrade_file(path, warehouse(lake))
     assert report.ok and report.lake_problems == [] and report.lake_counts["minhash_signatures"] == 2
     with writer(lake) as con:
-        found = stories_table.candidate_signatures(con, [(0, 7)], T0 - timedelta(days=2), T0)
+        found = grouping_table.candidate_signatures(con, [(0, 7)], T0 - timedelta(days=2), T0)
         assert [(s.article_id, s.root) for s in found] == [("a", "a"), ("b", "a")]
 
 
 def test_document_frequencies_add_up_and_can_be_taken_out(con: duckdb.DuckDBPyConnection) -> None:
-    stories_table.add_doc_freqs(con, {"": 2, "anthropic": 2, "eds": 1})
-    stories_table.add_doc_freqs(con, {"": 1, "anthropic": 1})
-    stories_table.add_doc_freqs(con, {"eds": -1})
-    rows = stories_table.doc_freqs(con, {"", "anthropic", "eds", "missing"})
+    grouping_table.add_doc_freqs(con, {"": 2, "anthropic": 2, "eds": 1})
+    grouping_table.add_doc_freqs(con, {"": 1, "anthropic": 1})
+    grouping_table.add_doc_freqs(con, {"eds": -1})
+    rows = grouping_table.doc_freqs(con, {"", "anthropic", "eds", "missing"})
     assert sorted((r.term, r.df) for r in rows) == [("", 3), ("anthropic", 3), ("eds", 0)]
 
 
 def test_candidate_query_respects_the_window_and_ranks_by_cosine(con: duckdb.DuckDBPyConnection) -> None:
-    stories_table.save_stories(
+    grouping_table.save_stories(
         con,
         [
             _story("near", T0, {"amazon": 1.0, "anthropic": 1.0}),
@@ -105,17 +106,17 @@ def test_candidate_query_respects_the_window_and_ranks_by_cosine(con: duckdb.Duc
         ],
         T0,
     )
-    vectors = [stories_table.ArticleProbe("x", T0 + timedelta(days=1), {"amazon": 0.7, "anthropic": 0.7}, {})]
+    vectors = [StoryProbe("x", T0 + timedelta(days=1), {"amazon": 0.7, "anthropic": 0.7}, {})]
     kwargs = {"window_days": 7.0, "term_weight": 0.5, "entity_weight": 0.6, "min_score": 0.3}
-    assert stories_table.candidate_story_ids(con, vectors, top=5, **kwargs) == {"x": ["near"]}  # weak < 0.3
-    assert stories_table.candidate_story_ids(con, vectors, top=5, **kwargs | {"min_score": 0.0}) == {
+    assert grouping_table.candidate_story_ids(con, vectors, top=5, **kwargs) == {"x": ["near"]}  # weak < 0.3
+    assert grouping_table.candidate_story_ids(con, vectors, top=5, **kwargs | {"min_score": 0.0}) == {
         "x": ["near", "weak"]
     }
     # Updating a story replaces its centroid.
-    stories_table.save_stories(con, [_story("near", T0, {"eds": 1.0})], T0)
-    [stored] = stories_table.load_stories(con, ["near"])
+    grouping_table.save_stories(con, [_story("near", T0, {"eds": 1.0})], T0)
+    [stored] = grouping_table.load_stories(con, ["near"])
     assert (stored.row.story_id, stored.terms, stored.entities) == ("near", {"eds": 1.0}, {})
-    assert stories_table.candidate_story_ids(con, vectors, top=5, **kwargs) == {"x": ["weak"]}  # the best
+    assert grouping_table.candidate_story_ids(con, vectors, top=5, **kwargs) == {"x": ["weak"]}  # the best
 
 
 def _article(con: duckdb.DuckDBPyConnection, article_id: str, at: datetime, story: str | None) -> None:
@@ -127,12 +128,12 @@ def _article(con: duckdb.DuckDBPyConnection, article_id: str, at: datetime, stor
 
 
 def test_decisions_listing_and_release_of_a_range(con: duckdb.DuckDBPyConnection) -> None:
-    stories_table.save_stories(con, [_story("s1", T0, {"a": 1.0}), _story("s2", T0, {"b": 1.0})], T0)
+    grouping_table.save_stories(con, [_story("s1", T0, {"a": 1.0}), _story("s2", T0, {"b": 1.0})], T0)
     _article(con, "in", T0, "s1")
     _article(con, "out", T0 + timedelta(days=20), "s1")  # outside the range, but in a released story
     _article(con, "other", T0 + timedelta(days=20), "s2")
-    stories_table.save_decisions(con, [StoryAssignment("in", "s1", "new_story", 0.1)], T0)
-    stories_table.save_decisions(con, [StoryAssignment("in", "s1", "joined", 0.4, best_other="s1")], T0)
+    grouping_table.save_decisions(con, [StoryAssignment("in", "s1", "new_story", 0.1)], T0)
+    grouping_table.save_decisions(con, [StoryAssignment("in", "s1", "joined", 0.4, best_other="s1")], T0)
     listed = stories_table.list_stories(con, since=None, min_outlets=1, limit=10)
     assert [(r["story_id"], r["articles"], r["outlets"]) for r in listed] == [("s1", 2, 1), ("s2", 1, 1)]
     assert stories_table.list_stories(con, since=T0 + timedelta(days=30), min_outlets=1, limit=10) == []
@@ -141,10 +142,10 @@ def test_decisions_listing_and_release_of_a_range(con: duckdb.DuckDBPyConnection
         ("in", "joined", 0.4),
         ("out", None, None),
     ]
-    rows, released = stories_table.release_range(con, T0 - timedelta(days=1), T0 + timedelta(days=1))
+    rows, released = grouping_table.release_range(con, T0 - timedelta(days=1), T0 + timedelta(days=1))
     assert released == 1
     assert [(r.article_id, r.counted) for r in rows] == [("in", True), ("out", False)]
-    assert stories_table.stories_of(con, ["in", "out", "other"]) == {"other": "s2"}
+    assert grouping_table.stories_of(con, ["in", "out", "other"]) == {"other": "s2"}
     assert con.execute("SELECT story_id FROM stories").fetchall() == [("s2",)]
     assert con.execute("SELECT count(*) FROM story_decisions").fetchall() == [(0,)]
-    assert stories_table.set_story_ids(con, {"in": "s2", "missing": "s2"}) == 1
+    assert grouping_table.set_story_ids(con, {"in": "s2", "missing": "s2"}) == 1

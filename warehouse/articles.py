@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -304,3 +304,14 @@ def affected(con: duckdb.DuckDBPyConnection, sql: str, parameters: Sequence[obje
     DuckDB answers with the count)."""
     rows = con.execute(sql, list(parameters)).fetchall()
     return int(rows[0][0]) if rows else 0
+
+
+def article_texts(con: duckdb.DuckDBPyConnection, article_ids: Collection[str]) -> dict[str, str]:
+    """Stored articles' texts, by id."""
+    if not article_ids:
+        return {}
+    rows = con.execute(
+        "SELECT article_id, text FROM articles WHERE article_id IN (SELECT unnest($ids::VARCHAR[]))",
+        {"ids": list(article_ids)},
+    ).fetchall()
+    return {article_id: text for article_id, text in rows}

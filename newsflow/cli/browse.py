@@ -72,6 +72,7 @@ def story(story_id: str, why: bool, db: Path | None, fmt: str) -> None:
     """
     from newsflow.cli.display import render_json, render_rows
     from newsflow.warehouse import stories as stories_table
+    from newsflow.warehouse.articles import article_texts
     from newsflow.warehouse.lakehouse import Warehouse
     from newsflow.warehouse.query import unique_id
 
@@ -83,7 +84,7 @@ def story(story_id: str, why: bool, db: Path | None, fmt: str) -> None:
         members = stories_table.story_members(con, story_id)
         if why:
             wanted = {m[k] for m in members for k in ("article_id", "duplicate_of") if m["duplicate_of"]}
-            texts = stories_table.article_texts(con, wanted)
+            texts = article_texts(con, wanted)
     if overview is None:  # a story row without articles: released by a regroup in progress
         raise NotFoundError(f"story {story_id} has no articles (see `newsflow stories`)")
     if why:
