@@ -146,6 +146,43 @@ def load_amazon() -> list[Labelled]:
     return out
 
 
+def load_giveme5w1h() -> list[Labelled]:
+    """Giveme5W1H's news clusters: 69 events, some followed for weeks or months (and 14 older events);
+    text, title, site, publication time and the page's description (as a record's summary) as given."""
+    out = []
+    for item in _jsonl(DATA / "giveme5w1h-news-cluster" / "items.jsonl.gz"):
+        when = datetime.fromisoformat(str(item["published"]).replace("Z", "+00:00"))
+        article = StoryArticle(
+            str(item["id"]), str(item["text"]), str(item["title"]), when, str(item["site"])
+        )
+        summary = str(item["description"]) if item.get("description") else None
+        out.append(Labelled(article, str(item["cluster"]), summary=summary))
+    return out
+
+
+#: Days between an article and the first article of its gold story, in the buckets follow-up recall is
+#: counted by.
+FOLLOW_UP_BUCKETS = (("0", 0, 1), ("1", 1, 2), ("2-7", 2, 8), ("8-30", 8, 31), ("> 30", 31, 100_000))
+
+
+def follow_up_recall(items: list[Labelled], pred: list[str]) -> list[tuple[int, int]]:
+    """Per FOLLOW_UP_BUCKETS: (articles in the predicted story of their gold story's first article, all
+    articles but the first of each gold story), by days after that first article."""
+    first: dict[str, int] = {}
+    for n, x in sorted(enumerate(items), key=lambda nx: nx[1].article.published_at):
+        first.setdefault(x.gold, n)
+    tallies = [[0, 0] for _ in FOLLOW_UP_BUCKETS]
+    for n, x in enumerate(items):
+        head = first[x.gold]
+        if head == n:
+            continue
+        days = (x.article.published_at - items[head].article.published_at).days
+        bucket = next(i for i, (_, low, high) in enumerate(FOLLOW_UP_BUCKETS) if low <= days < high)
+        tallies[bucket][1] += 1
+        tallies[bucket][0] += pred[n] == pred[head]
+    return [(joined, total) for joined, total in tallies]
+
+
 def in_time_order(items: list[Labelled]) -> list[Labelled]:
     """Publication order; stable, so file order where dates are equal or absent."""
     return sorted(items, key=lambda x: x.article.published_at)
@@ -469,8 +506,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("ECB+ dev", load_ecb, ">= 0.95"),
         ("BASIL dev", load_basil, ">= 0.97"),
         ("Amazon-Anthropic", load_amazon, "exact"),
+        ("Giveme5W1H clusters", load_giveme5w1h, "no worse"),
     ]
     rows = []
+    follow_ups = []
     for (name, load, goal), mode in product(corpora, DATE_MODES):
         if args.corpus and args.corpus.lower() not in name.lower():
             continue
@@ -483,6 +522,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(
             _row(name, f"{dated} dated" if mode != "none" else "none (file order)", s, elapsed, target)
         )
+        if mode == "all":
+            follow_ups.append([name] + [f"{j}/{t} ({j / t:.2f})" if t else "-" for j, t in
+                                        follow_up_recall(dates_kept(items, mode)[0], pred)])  # fmt: skip
     if not args.corpus or args.corpus.lower() in "ecb+ dev":
         # The twin-event gap: each ECB+ topic holds two events of one kind (the ECB half and the ECB+ half).
         # One half alone has no twins; grouped without dates it shows what content alone gets right.
@@ -510,6 +552,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "target",
     ]
     print(table(header, rows))
+    print(
+        "\nFollow-up recall, all dates: articles in the story of their gold story's first article / all,"
+        " by days after it\n"
+    )
+    print(table(["corpus", *(f"{label} days" for label, _, _ in FOLLOW_UP_BUCKETS)], follow_ups))
     print("\nSemEval 2022 task 8 pairs (same story = Overall <= cut; different = Overall >= 3.5)\n")
     print(
         table(
