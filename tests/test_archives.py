@@ -186,19 +186,18 @@ def test_a_backfill_killed_mid_file_resumes_at_its_last_checkpoint(
     archive_env.faults([{"prefix": "/data/crawl-data", "bytes_per_second": 40_000}])
     # The session's Prefect home: a new one costs its database's creation (some 20 s) to no purpose here.
     env = command_environment(archive_env, NEWSFLOW_BATCH_SIZE="2")
-    process = subprocess.Popen(
-        backfill_command(db, "--source", "cc-news"),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path / "killed.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            backfill_command(db, "--source", "cc-news"), env=env, stdout=output, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + 120
         mid_file = []
         while not mid_file and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.3)
             mid_file = [u for u in _units_if_any(db) if u[2] == "pending" and int(u[3] or 0) > 0]
-        assert mid_file, "the run never checkpointed inside a file"
+        assert mid_file, f"the run never checkpointed inside a file: {log.read_text()[-3000:]}"
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()

@@ -76,3 +76,20 @@ def test_processes_a_command_starts_have_telemetry_off_unless_the_user_chose(
         check=True,
     )  # fmt: skip
     assert done.stdout.strip() == str([seen["PREFECT_SERVER_ANALYTICS_ENABLED"], seen["DO_NOT_TRACK"]])
+
+
+@pytest.mark.parametrize(
+    ("chosen", "configured", "waited"), [(None, 20.0, 90.0), ("5", 5.0, 5.0), (None, 120.0, 120.0)]
+)
+def test_the_first_start_of_the_temporary_api_gets_time_unless_the_user_set_the_wait(
+    monkeypatch: pytest.MonkeyPatch, chosen: str | None, configured: float, waited: float
+) -> None:
+    """Prefect's 20 s were too short for a first run on a busy machine (the server creates its database)."""
+    from types import SimpleNamespace
+
+    from newsflow.cli.prefect_api import STARTUP_TIMEOUT_VARIABLE, _startup_timeout
+
+    monkeypatch.delenv(STARTUP_TIMEOUT_VARIABLE, raising=False)
+    if chosen is not None:
+        monkeypatch.setenv(STARTUP_TIMEOUT_VARIABLE, chosen)
+    assert _startup_timeout(SimpleNamespace(startup_timeout_seconds=configured)) == waited

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from importlib import util
 from pathlib import Path
+from typing import Any
 
 from newsflow.errors import PrefectApiError
 from newsflow.system import libc
@@ -36,6 +37,9 @@ PORT_TAKEN = 3
 STOP_GRACE_S = 5
 #: prctl option: the signal the kernel sends a process when its parent dies (linux/prctl.h).
 PR_SET_PDEATHSIG = 1
+#: Longest wait for the temporary server to answer unless the user set STARTUP_TIMEOUT_VARIABLE.
+FIRST_START_TIMEOUT_S = 90.0
+STARTUP_TIMEOUT_VARIABLE = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 #: Prefect's two telemetry switches: the server's usage reports (and its heartbeat service), and the
 #: client's (``DO_NOT_TRACK``, the common opt-out, which also silences Prefect's first-import notice).
 SERVER_ANALYTICS = "PREFECT_SERVER_ANALYTICS_ENABLED"
@@ -139,7 +143,7 @@ class _Server:
         self.stop()
         raise PrefectApiError(
             f"Prefect's temporary API server did not answer within {timeout_s:.0f} s "
-            "(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)"
+            f"({STARTUP_TIMEOUT_VARIABLE})"
         )
 
     def stop(self) -> None:
@@ -202,7 +206,18 @@ def prefect_api() -> Iterator[Callable[[], None]]:
         # heartbeat thread (on by default, every 180 s) sleeps in 1 s steps that the end of every flow run
         # waits out (0.9 s of a cold ingest).
         stack.enter_context(temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}))
-        yield lambda: server.wait_healthy(get_current_settings().server.ephemeral.startup_timeout_seconds)
+        yield lambda: server.wait_healthy(_startup_timeout(get_current_settings().server.ephemeral))
+
+
+def _startup_timeout(ephemeral: Any) -> float:
+    """How long to wait for the temporary server: Prefect's ``startup_timeout_seconds`` when the user set it,
+    else at least FIRST_START_TIMEOUT_S. Prefect's default, 20 s, was too short for a first run on a busy
+    2-core machine (the server creates its database under a new ``PREFECT_HOME`` first): the command then
+    failed with nothing wrong. A server that dies is noticed at once whatever the wait."""
+    configured = float(ephemeral.startup_timeout_seconds)
+    if STARTUP_TIMEOUT_VARIABLE in os.environ:
+        return configured
+    return max(configured, FIRST_START_TIMEOUT_S)
 
 
 @contextmanager
