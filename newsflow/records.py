@@ -392,12 +392,14 @@ class StoredStory:
 @dataclass(frozen=True)
 class StoryProbe:
     """An article's heaviest terms and entities with its time (None: undated): what the stored stories
-    that may take it are looked up by."""
+    that may take it are looked up by; its heaviest rare names (``names``) look up the stories it may
+    follow up beyond the window."""
 
     article_id: str
     at: datetime | None
     terms: Mapping[str, float]
     entities: Mapping[str, float]
+    names: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -32,7 +32,7 @@ from newsflow.records import (
 )
 from newsflow.settings import Settings
 from newsflow.stories import StoryArticle, neardup
-from newsflow.stories.batch import GroupingBatch, group
+from newsflow.stories.batch import GroupingBatch, Replay, group
 from newsflow.stories.dedupe import article_id, guid_key, mark_exact_duplicates
 from newsflow.tasks.schedule import next_schedule
 from newsflow.warehouse import articles as articles_table
@@ -115,12 +115,15 @@ def store(
             content_hashes=[a.content_hash for a in articles if a.content_hash],
         )
         marks = mark_exact_duplicates(articles, stored, stored_ids)
-        new = _new_for_grouping(articles, stored_ids, now)
+        fresh = _fresh(articles, stored_ids)
+        # One microsecond apart in arrival order: a regroup replays articles of one time in this order.
+        seen_at = {a.article_id: now + timedelta(microseconds=n) for n, a in enumerate(fresh)}
+        new = [_for_grouping(a, seen_at[a.article_id]) for a in fresh]
         grouped = group(GroupingBatch(new, marks), WarehouseSnapshot(con))
         grouping_table.write_changes(con, grouped, now)
         marks = {**marks, **grouped.near_marks}
         inserted = articles_table.insert_articles(
-            con, articles, marks, run_id=run_id, now=now, story_ids=grouped.story_ids
+            con, fresh, marks, run_id=run_id, now=now, story_ids=grouped.story_ids, first_seen=seen_at
         )
         inserted_ids = {a.article_id for a in new}
         counted = [(point, len(inserted_ids.intersection(point.article_ids))) for point in checkpoints]
@@ -138,22 +141,25 @@ def store(
     )
 
 
-def _new_for_grouping(articles: list[Article], stored_ids: set[str], now: datetime) -> list[StoryArticle]:
-    """The batch's articles that will be inserted, once each, timed by publication. An article without a
-    date (a loaded record, or a page and entry without one) is undated: its time is unknown to grouping,
-    and ``now`` only stands in for it (when it was first seen)."""
+def _fresh(articles: list[Article], stored_ids: set[str]) -> list[Article]:
+    """The batch's articles that will be inserted, once each (the first of an id repeated), in order."""
     seen = set(stored_ids)
     out = []
     for a in articles:
         if a.article_id not in seen:
             seen.add(a.article_id)
-            out.append(
-                StoryArticle(
-                    a.article_id, a.text, a.title, a.published_at or now, a.site, a.features,
-                    dated=a.published_at is not None,
-                )
-            )  # fmt: skip
+            out.append(a)
     return out
+
+
+def _for_grouping(article: Article, seen_at: datetime) -> StoryArticle:
+    """An article as grouping sees it, timed by publication. An article without a date (a loaded record, or
+    a page and entry without one) is undated: its time is unknown to grouping, and ``seen_at`` (when it was
+    first seen) only stands in for it."""
+    return StoryArticle(
+        article.article_id, article.text, article.title, article.published_at or seen_at, article.site,
+        article.features, dated=article.published_at is not None,
+    )  # fmt: skip
 
 
 @task(name="plan-entries", cache_policy=NO_CACHE)
@@ -314,12 +320,16 @@ def regroup_range(
     before stories existed) get one, so later copies of them are found."""
     rows, before = grouping_table.release_range(con, start, end)
     counted = {r.article_id for r in rows if r.counted}
+    every = {r.article_id: StoryArticle(r.article_id, r.text, r.title, r.at, r.site, dated=r.dated)
+             for r in rows}  # fmt: skip
+    originals = {r.article_id for r in rows if not r.duplicate_of}
+    snapshot = Replay(WarehouseSnapshot(con), list(every.values()), counted & originals, originals)
     story_ids: dict[str, str] = {}
     joined = 0
     for offset in range(0, len(rows), batch_size):
         chunk = rows[offset : offset + batch_size]
-        articles = {r.article_id: StoryArticle(r.article_id, r.text, r.title, r.at, r.site, dated=r.dated)
-                    for r in chunk}  # fmt: skip
+        articles = {r.article_id: every[r.article_id] for r in chunk}
+        snapshot.release_words(articles.values())
         marks = {
             r.article_id: DuplicateMark(r.duplicate_of, r.dup_reason or "", r.dup_score or 1.0)
             for r in chunk
@@ -331,7 +341,8 @@ def regroup_range(
             if not r.signed and (r.duplicate_of is None or r.dup_reason == neardup.DUP_REASON)
         ]
         batch = GroupingBatch(list(articles.values()), marks, counted, find_copies=False, learn_lines=False)
-        changes = group(batch, WarehouseSnapshot(con), unsigned=unsigned)
+        changes = group(batch, snapshot, unsigned=unsigned)
+        snapshot.release_lines(articles.values())
         grouping_table.write_changes(con, changes, now)
         grouping_table.set_story_ids(con, changes.story_ids)
         story_ids.update(changes.story_ids)

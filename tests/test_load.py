@@ -3,6 +3,7 @@ bad lines, reloads, and the Amazon-Anthropic set ending as one story of five."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections import Counter
 from pathlib import Path
@@ -14,7 +15,7 @@ from newsflow.cli import main
 from newsflow.stories import DEFAULT_CONFIG
 from tests.conftest import shared
 from tests.lake import reader, writer
-from tests.test_stories import STORY, _amazon
+from tests.test_stories import NIGERIAN_PRINCE, STORY, _amazon
 
 
 def _write(path: Path, lines: list[str]) -> Path:
@@ -358,3 +359,43 @@ def test_story_why_explains_each_decision_and_what_a_copy_shares(tmp_path: Path,
     [copy] = [a["why"]["copy_of"] for a in as_json["articles"] if a["why"].get("copy_of")]
     assert copy["article_id"] == original_id and copy["shared_lines_set_aside"] == 1
     assert 0.35 <= copy["jaccard"] < 1.0 and copy["shingles_shared"] < copy["shingles"]
+
+
+def test_a_follow_up_ten_days_later_joins_through_load_and_regroup_and_story_why_says_why(
+    tmp_path: Path, db: Path
+) -> None:
+    """Giveme5W1H's 383 articles loaded as records: RT's report of the 'Nigerian prince' arrest, 10.4 days
+    after the story's last article, joins it as a follow-up; `story --why` names the rare names it shares,
+    and a regroup of the whole period decides every article as the load did (same story, decision and
+    score: it weighs each article against what came before it only)."""
+    records = []
+    with gzip.open(shared("giveme5w1h-news-cluster/items.jsonl.gz"), "rt", encoding="utf-8") as lines:
+        for item in map(json.loads, lines):
+            records.append(
+                json.dumps(
+                    {"id": item["id"], "text": item["text"], "title": item["title"], "site": item["site"],
+                     "published_at": item["published"], "description": item["description"]}
+                )
+            )  # fmt: skip
+    runner = CliRunner()
+    loaded = runner.invoke(main, ["load", str(_write(tmp_path / "giveme.jsonl", records)), "--db", str(db)])
+    assert loaded.exit_code == 0, loaded.output
+    query = (
+        "SELECT a.external_id, a.story_id, d.reason, round(d.score, 6) FROM articles a"
+        " JOIN story_decisions d USING (article_id) ORDER BY a.external_id"
+    )
+    stories_after_load = _rows(db, query)
+    story_of = {row[0]: row[1] for row in stories_after_load}
+    rt = next(str(i) for i in story_of if str(i).startswith(NIGERIAN_PRINCE[2]))
+    assert len({story_of[i] for i in story_of if str(i).startswith(NIGERIAN_PRINCE)}) == 1
+    why = runner.invoke(main, ["story", str(story_of[rt]), "--why", "--db", str(db)])
+    assert why.exit_code == 0, why.output
+    explained = why.stdout.split("\n\n")
+    [rt_why] = [block for block in explained if "rt.com" in block.splitlines()[0]]
+    assert "joined as a follow-up" in rt_why and "x time 0.50 (10." in rt_why
+    assert "rare names shared: " in rt_why and "neu" in rt_why and "more than 7 days" in rt_why
+    regrouped = runner.invoke(
+        main, ["regroup", "--since", "2013-01-01", "--until", "2018-12-31", "--db", str(db)]
+    )
+    assert regrouped.exit_code == 0, regrouped.output
+    assert _rows(db, query) == stories_after_load

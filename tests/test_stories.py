@@ -8,6 +8,8 @@ from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from newsflow import stories
 from newsflow.records import DocFreqRow, StoryAssignment
 from newsflow.stories import StoryArticle
@@ -69,16 +71,138 @@ def test_every_decision_carries_a_reason_and_score() -> None:
     assert all(0.0 <= d.score <= 1.5 and d.explain() for d in decisions)
 
 
-def test_an_article_outside_the_window_starts_a_new_story() -> None:
+def test_an_article_outside_the_window_starts_a_new_story_unless_it_follows_up_on_rare_names() -> None:
     items = _amazon()
     reuters = next(a for a, g in items if a.article_id.startswith("reuters"))
     slashdot = next(a for a, g in items if a.article_id.startswith("slashdot-amazon"))
-    late = StoryArticle("late", slashdot.text, slashdot.title, reuters.published_at + timedelta(days=30), "x")
+
+    def at(days: float, article_id: str) -> StoryArticle:
+        return StoryArticle(
+            article_id, slashdot.text, slashdot.title, reuters.published_at + timedelta(days=days), "x"
+        )
+
     grouper = stories.StoryGrouper()
     grouper.add_batch([reuters])
-    assert grouper.add_batch([late])[0].reason == stories.REASON_NO_CANDIDATE
-    soon = StoryArticle("soon", slashdot.text, slashdot.title, reuters.published_at + timedelta(days=1), "x")
-    assert grouper.add_batch([soon])[0].reason == stories.REASON_JOINED
+    # Two documents: no name is rare in both, so 30 days later nothing follows up.
+    assert grouper.add_batch([at(30, "late")])[0].reason == stories.REASON_NEW
+    beyond = 30 + stories.DEFAULT_CONFIG.follow_up_days + 1  # past the horizon of both stories
+    assert grouper.add_batch([at(beyond, "much-later")])[0].reason == stories.REASON_NO_CANDIDATE
+    assert grouper.add_batch([at(1, "soon")])[0].reason == stories.REASON_JOINED
+
+
+def _giveme() -> list[StoryArticle]:
+    """Giveme5W1H's news clusters (2016-2018, 69 events) in publication order, description before text."""
+    out = []
+    with gzip.open(shared("giveme5w1h-news-cluster/items.jsonl.gz"), "rt", encoding="utf-8") as lines:
+        for item in map(json.loads, lines):
+            text = "\n".join(p for p in (item["description"], item["text"]) if p)
+            when = datetime.fromisoformat(item["published"].replace("Z", "+00:00"))
+            out.append(StoryArticle(item["id"], text, item["title"], when, item["site"]))
+    return sorted(out, key=lambda a: a.published_at)
+
+
+def _grouped(articles: list[StoryArticle]) -> dict[str, StoryAssignment]:
+    """Every article's decision, grouped in batches of 100 in publication order, as the store step does."""
+    grouper = stories.StoryGrouper()
+    decisions = []
+    for start in range(0, len(articles), 100):
+        decisions += grouper.add_batch(articles[start : start + 100])
+    return {d.article_id: d for d in decisions}
+
+
+#: Giveme5W1H: "Alleged 'Nigerian prince' scammer nabbed in Louisiana" (USA Today, 30 Dec 2017; Daily Mail
+#: 31 Dec) and RT's "'Nigerian prince' finally arrested: 67yo American behind 100s of scam emails" 10.4
+#: days after the last of them.
+NIGERIAN_PRINCE = ("6482233096", "22e79f0348", "8eacba4745")
+
+
+def test_a_follow_up_weeks_later_joins_on_the_rare_names_it_shares() -> None:
+    articles = _giveme()
+    ids = {prefix: next(a.article_id for a in articles if a.article_id.startswith(prefix))
+           for prefix in NIGERIAN_PRINCE}  # fmt: skip
+    decisions = _grouped(articles)
+    usa_today, daily_mail, rt = (decisions[ids[p]] for p in NIGERIAN_PRINCE)
+    assert usa_today.story_id == daily_mail.story_id == rt.story_id
+    assert rt.reason == stories.REASON_FOLLOW_UP and rt.days_apart > stories.DEFAULT_CONFIG.window_days
+    assert {"neu", "slidell"} <= set(rt.shared_terms), rt.shared_terms  # Michael Neu of Slidell
+
+
+def test_a_follow_up_past_the_horizon_starts_its_own_story() -> None:
+    articles = _giveme()
+    rt = next(a for a in articles if a.article_id.startswith(NIGERIAN_PRINCE[2]))
+    much_later = replace(
+        rt, published_at=rt.published_at + timedelta(days=stories.DEFAULT_CONFIG.follow_up_days)
+    )
+    moved = sorted((much_later if a is rt else a for a in articles), key=lambda a: a.published_at)
+    assert _grouped(moved)[rt.article_id].reason in (stories.REASON_NEW, stories.REASON_NO_CANDIDATE)
+
+
+_SEARCH = " Police Chief Stan Reno said Southern Illinois University police joined the search."
+SHOT = StoryArticle(
+    "shot",
+    "A Carbondale police officer was shot during a vehicle pursuit on Tuesday night. Officer Jane Kowalczyk"
+    " was hit in the shoulder after the driver of a stolen pickup opened fire near the Walnut Street bridge,"
+    " police said. She was taken to a hospital in stable condition. The driver fled on foot." + _SEARCH,
+    "Carbondale police officer shot during pursuit",
+    datetime(2024, 3, 5, 12, tzinfo=UTC),
+    "wsil.example",
+)
+ARREST = StoryArticle(
+    "arrest",
+    "Three men were arrested in connection with the shooting of Carbondale police officer Jane Kowalczyk"
+    " during a vehicle pursuit, police said on Friday. The driver of the stolen pickup opened fire near the"
+    " Walnut Street bridge. Kowalczyk is recovering, Police Chief Stan Reno said, thanking Southern Illinois"
+    " University police.",
+    "Three men arrested in shooting of Carbondale police officer",
+    SHOT.published_at + timedelta(days=10),
+    "kfvs.example",
+)
+#: Another officer shot in the same town ten days later, told in the same words, quoting the same chief.
+LOOK_ALIKE = StoryArticle(
+    "look-alike",
+    "A Carbondale police officer was shot during a vehicle pursuit on Friday night. Officer Tom Whitaker was"
+    " hit in the arm after the driver of a stolen sedan opened fire near the Oakland Avenue overpass, police"
+    " said. He was taken to a hospital in stable condition. The driver fled on foot." + _SEARCH,
+    SHOT.title,
+    SHOT.published_at + timedelta(days=10),
+    "kfvs.example",
+)
+
+
+def _local_stream_df() -> stories.DocumentFrequencies:
+    """Document frequencies of a regional outlet's 10,000 articles: the police chief, the university and
+    every word of the reports are in hundreds of them; the town, the officers and the streets in a few."""
+    df = stories.DocumentFrequencies(10_000, {})
+    for article in (SHOT, ARREST, LOOK_ALIKE):
+        terms, entities = stories.article_counts(article.text, article.title)
+        df.df |= dict.fromkeys(set(terms) | set(entities), 2000)
+    df.df |= dict.fromkeys(("stan", "reno", "southern", "illinois", "university"), 300)
+    df.df |= dict.fromkeys(("carbondale", "jane", "kowalczyk", "tom", "whitaker", "walnut", "oakland"), 5)
+    return df
+
+
+@pytest.mark.parametrize(
+    ("later", "reason", "shared"),
+    [
+        (ARREST, stories.REASON_FOLLOW_UP, {"carbondale", "jane", "kowalczyk", "walnut"}),
+        (LOOK_ALIKE, stories.REASON_NEW, {"carbondale"}),
+    ],
+)
+def test_ten_days_later_the_rare_names_decide_between_a_follow_up_and_a_look_alike(
+    later: StoryArticle, reason: str, shared: set[str]
+) -> None:
+    """Both score above the threshold; the arrest shares the officer's name, the town and the street (three
+    or more rare names), the look-alike only the town (the chief and the university are in hundreds of
+    the outlet's articles)."""
+    grouper = stories.StoryGrouper(df=_local_stream_df())
+    grouper.add_batch([SHOT])
+    [decision] = grouper.add_batch([later])
+    assert decision.score >= stories.DEFAULT_CONFIG.threshold and decision.days_apart == 10.0
+    assert decision.reason == reason
+    assert set(decision.shared_terms) == shared
+    if reason == stories.REASON_NEW:  # within the window the same report joins: names are asked beyond it
+        [soon] = grouper.add_batch([replace(later, article_id="soon", published_at=SHOT.published_at)])
+        assert soon.reason == stories.REASON_JOINED
 
 
 def test_state_round_trips_through_rows_and_gives_the_same_decision() -> None:

@@ -25,10 +25,17 @@ def con(db: Path) -> duckdb.DuckDBPyConnection:
         yield connection
 
 
-def _story(story_id: str, at: datetime, terms: dict[str, float]) -> StoredStory:
-    norm = sum(w * w for w in terms.values()) ** 0.5
-    row = StoryRow(story_id, f"headline {story_id}", None, at, at, 1, ("a.example",), 0.0, norm, 0.0)
-    return StoredStory(row, terms, {})
+def _story(
+    story_id: str, at: datetime, terms: dict[str, float], entities: dict[str, float] | None = None
+) -> StoredStory:
+    def norm(vector: dict[str, float]) -> float:
+        return sum(w * w for w in vector.values()) ** 0.5
+
+    entities = entities or {}
+    row = StoryRow(
+        story_id, f"headline {story_id}", None, at, at, 1, ("a.example",), 0.0, norm(terms), norm(entities)
+    )
+    return StoredStory(row, terms, entities)
 
 
 def test_band_join_finds_only_articles_sharing_a_bucket_within_the_window(
@@ -117,6 +124,33 @@ def test_candidate_query_respects_the_window_and_ranks_by_cosine(con: duckdb.Duc
     [stored] = grouping_table.load_stories(con, ["near"])
     assert (stored.row.story_id, stored.terms, stored.entities) == ("near", {"eds": 1.0}, {})
     assert grouping_table.candidate_story_ids(con, vectors, top=5, **kwargs) == {"x": ["weak"]}  # the best
+
+
+def test_candidate_query_offers_stories_to_follow_up_on_three_shared_names(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """Beyond the window, up to the follow-up horizon, a story sharing three of the probe's rare names is
+    offered after the stories within the window; two names, or a story past the horizon, is not."""
+    names = {"kowalczyk": 1.0, "jane": 1.0, "carbondale": 1.0, "walnut": 1.0}
+    grouping_table.save_stories(
+        con,
+        [
+            _story("near", T0, {"officer": 1.0}),
+            _story("month-ago", T0 - timedelta(days=30), {"pursuit": 1.0}, names | {"police": 2.0}),
+            _story("two-names", T0 - timedelta(days=30), {"pursuit": 1.0}, {"jane": 1.0, "carbondale": 1.0}),
+            _story("year-ago", T0 - timedelta(days=365), {"pursuit": 1.0}, names),
+        ],
+        T0,
+    )
+    probe = StoryProbe("x", T0, {"officer": 1.0, "pursuit": 1.0}, {"police": 1.0}, names)
+    kwargs = {"window_days": 7.0, "term_weight": 0.5, "entity_weight": 0.6, "min_score": 0.0, "top": 5}
+    found = grouping_table.candidate_story_ids(con, [probe], follow_up_days=180.0, min_names=3, **kwargs)
+    assert found == {"x": ["near", "month-ago"]}
+    assert grouping_table.candidate_story_ids(con, [probe], **kwargs) == {"x": ["near"]}  # no horizon
+    undated = StoryProbe("u", None, {"officer": 1.0}, {}, {})
+    assert grouping_table.candidate_story_ids(
+        con, [undated], follow_up_days=180.0, min_names=3, **kwargs
+    ) == {"u": ["near"]}
 
 
 def _article(con: duckdb.DuckDBPyConnection, article_id: str, at: datetime, story: str | None) -> None:

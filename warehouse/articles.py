@@ -124,9 +124,10 @@ def insert_articles(
     run_id: str | None,
     now: datetime,
     story_ids: Mapping[str, str] | None = None,
+    first_seen: Mapping[str, datetime] | None = None,
 ) -> int:
-    """Insert articles (and raw pages) whose id is not stored yet, with their duplicate marks and story.
-    Returns the number inserted."""
+    """Insert articles (and raw pages) whose id is not stored yet, with their duplicate marks and story,
+    first seen at ``first_seen`` (by id; else ``now``). Returns the number inserted."""
     if not articles:
         return 0
     stories = story_ids or {}
@@ -138,7 +139,13 @@ def insert_articles(
             fresh.append(article)
     if not fresh:
         return 0
-    rows = [_article_row(a, marks.get(a.article_id), run_id, now, stories.get(a.article_id)) for a in fresh]
+    seen_at = first_seen or {}
+    rows = [
+        _article_row(
+            a, marks.get(a.article_id), run_id, seen_at.get(a.article_id, now), stories.get(a.article_id)
+        )
+        for a in fresh
+    ]
     with registered(con, "article_batch", pa.Table.from_pylist(rows, schema=ARTICLE_SCHEMA)):
         con.execute(f"INSERT INTO articles ({_ARTICLE_COLUMNS}) SELECT {_ARTICLE_COLUMNS} FROM article_batch")
     pages = [

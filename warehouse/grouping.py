@@ -286,11 +286,14 @@ def candidate_story_ids(
     entity_weight: float,
     top: int,
     min_score: float,
+    follow_up_days: float | None = None,
+    min_names: int = 2,
 ) -> dict[str, list[str]]:
     """Stories that may take the articles: for each article, among stories whose span widened by
     ``window_days`` contains its time, the ``top`` best by weighted cosine over the probe's terms (the best
-    one whatever its score, the others only from ``min_score``). Returns article id -> story ids, best
-    first.
+    one whatever its score, the others only from ``min_score``); then, among stories whose span widened by
+    ``follow_up_days`` contains its time and that share ``min_names`` or more of the probe's names, the
+    ``top`` best by the cosine of those names (follow-ups). Returns article id -> story ids, best first.
 
     An undated probe looks around the batch's dated probes (from the first one's window to the last one's),
     or at every story when none is dated. A story of undated articles is offered to articles published up
@@ -298,10 +301,11 @@ def candidate_story_ids(
     if not probes:
         return {}
     window = timedelta(days=window_days)
+    reach = timedelta(days=max(follow_up_days or 0.0, window_days)) - window
     dated = [p.at for p in probes if p.at is not None]
     neighbours = (min(dated) - window, max(dated) + window) if dated else (_EARLIEST, _LATEST)
     bounds = {p.article_id: (p.at - window, p.at + window) if p.at else neighbours for p in probes}
-    columns = _long_vectors([(p.article_id, p.terms, p.entities) for p in probes])
+    columns = _long_vectors([(p.article_id, p.terms, p.entities, p.names) for p in probes])
     columns["article_id"] = columns.pop("key")
     columns["lo"] = [bounds[article_id][0] for article_id in columns["article_id"]]
     columns["hi"] = [bounds[article_id][1] for article_id in columns["article_id"]]
@@ -321,7 +325,7 @@ def candidate_story_ids(
                 SELECT v.article_id, any_value(v.lo) AS lo, any_value(v.hi) AS hi, t.story_id,
                        coalesce(sum(v.weight * t.weight) FILTER (WHERE v.kind = 't'), 0) AS term_dot,
                        coalesce(sum(v.weight * t.weight) FILTER (WHERE v.kind = 'e'), 0) AS entity_dot
-                FROM batch_vectors v
+                FROM (SELECT * FROM batch_vectors WHERE kind IN ('t', 'e')) v
                 JOIN (SELECT * FROM story_terms WHERE last_at >= $low) t USING (kind, term)
                 SEMI JOIN active USING (story_id)
                 GROUP BY v.article_id, t.story_id
@@ -332,16 +336,40 @@ def candidate_story_ids(
                      + $ew * CASE WHEN a.entity_norm > 0 THEN h.entity_dot / a.entity_norm ELSE 0 END AS score
                 FROM hits h JOIN active a USING (story_id)
                 WHERE a.last_at >= h.lo AND (a.first_at <= h.hi OR a.undated)
+            ),
+            near AS (
+                SELECT article_id, story_id, score FROM scored
+                QUALIFY row_number() OVER (PARTITION BY article_id ORDER BY score DESC, story_id) <= $top
+                    AND (row_number() OVER (PARTITION BY article_id ORDER BY score DESC, story_id) = 1
+                         OR score >= $min_score)
+            ),
+            named AS (
+                SELECT v.article_id, any_value(v.lo) - $reach AS lo, any_value(v.hi) + $reach AS hi,
+                       t.story_id, sum(v.weight * t.weight) AS name_dot
+                FROM (SELECT * FROM batch_vectors WHERE kind = 'n') v
+                JOIN (SELECT story_id, term, weight FROM story_terms
+                      WHERE kind = 'e' AND last_at >= $far_low) t USING (term)
+                GROUP BY v.article_id, t.story_id
+                HAVING count(*) >= $min_names
+            ),
+            far AS (
+                SELECT n.article_id, n.story_id, n.name_dot / s.entity_norm AS score
+                FROM named n JOIN stories s USING (story_id)
+                WHERE NOT coalesce(s.undated, false) AND s.entity_norm > 0
+                      AND s.last_at >= n.lo AND s.first_at <= n.hi
+                QUALIFY row_number() OVER (PARTITION BY n.article_id ORDER BY score DESC, story_id) <= $top
             )
-            SELECT article_id, story_id FROM scored
-            QUALIFY row_number() OVER (PARTITION BY article_id ORDER BY score DESC, story_id) <= $top
-                AND (row_number() OVER (PARTITION BY article_id ORDER BY score DESC, story_id) = 1
-                     OR score >= $min_score)
-            ORDER BY article_id, score DESC, story_id
+            SELECT article_id, story_id, 0 AS part, score FROM near
+            UNION ALL
+            SELECT article_id, story_id, 1 AS part, score FROM far ANTI JOIN near USING (article_id, story_id)
+            ORDER BY article_id, part, score DESC, story_id
             """,
             {
                 "low": low,
                 "high": high,
+                "far_low": low - reach if low - _EARLIEST > reach else _EARLIEST,
+                "reach": reach,
+                "min_names": min_names,
                 "tw": term_weight,
                 "ew": entity_weight,
                 "top": top,
@@ -349,18 +377,19 @@ def candidate_story_ids(
             },
         ).fetchall()
     out: dict[str, list[str]] = {}
-    for article_id, story_id in rows:
+    for article_id, story_id, _, _ in rows:
         out.setdefault(article_id, []).append(story_id)
     return out
 
 
 def _long_vectors(
-    vectors: Sequence[tuple[str, Mapping[str, float], Mapping[str, float]]],
+    vectors: Sequence[tuple[str, Mapping[str, float], Mapping[str, float], Mapping[str, float]]],
 ) -> dict[str, list[Any]]:
-    """(key, terms, entities) as long columns ``key``, ``kind`` (``t``/``e``), ``term``, ``weight``."""
+    """(key, terms, entities, names) as long columns ``key``, ``kind`` (``t``/``e``/``n``), ``term``,
+    ``weight``."""
     columns: dict[str, list[Any]] = {"key": [], "kind": [], "term": [], "weight": []}
-    for key, terms, entities in vectors:
-        for kind, vector in (("t", terms), ("e", entities)):
+    for key, terms, entities, names in vectors:
+        for kind, vector in (("t", terms), ("e", entities), ("n", names)):
             columns["key"] += [key] * len(vector)
             columns["kind"] += [kind] * len(vector)
             columns["term"] += vector.keys()
@@ -408,7 +437,7 @@ def save_stories(con: duckdb.DuckDBPyConnection, stories: Sequence[StoredStory],
         [s.row.__dict__ | {"sites": list(s.row.sites), "updated_at": now} for s in stories],
         schema=_STORY_SCHEMA,
     )
-    term_columns = _long_vectors([(s.row.story_id, s.terms, s.entities) for s in stories])
+    term_columns = _long_vectors([(s.row.story_id, s.terms, s.entities, {}) for s in stories])
     term_columns["story_id"] = term_columns.pop("key")
     terms = pa.table(term_columns, schema=_TERM_SCHEMA)
     with registered(con, "story_batch", heads), registered(con, "story_term_batch", terms):
@@ -556,6 +585,8 @@ class WarehouseSnapshot:
         probes: Sequence[StoryProbe],
         *,
         window_days: float,
+        follow_up_days: float,
+        min_names: int,
         term_weight: float,
         entity_weight: float,
         top: int,
@@ -563,7 +594,7 @@ class WarehouseSnapshot:
     ) -> dict[str, list[str]]:
         return candidate_story_ids(
             self.con, probes, window_days=window_days, term_weight=term_weight, entity_weight=entity_weight,
-            top=top, min_score=min_score,
+            top=top, min_score=min_score, follow_up_days=follow_up_days, min_names=min_names,
         )  # fmt: skip
 
     def stories(self, story_ids: Collection[str], *, active_since: datetime | None) -> list[StoredStory]:

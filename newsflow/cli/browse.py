@@ -126,7 +126,7 @@ def explain(member: dict[str, Any], texts: dict[str, str]) -> dict[str, Any]:
     from newsflow.stories import neardup
 
     out: dict[str, Any] = {"decision": member["reason"], "score": member["score"]}
-    if member["reason"] in (stories.REASON_JOINED, stories.REASON_NEW):
+    if member["reason"] in (stories.REASON_JOINED, stories.REASON_FOLLOW_UP, stories.REASON_NEW):
         days = member["days_apart"] or 0.0
         out |= {
             "term_similarity": member["term_similarity"],
@@ -157,14 +157,17 @@ def explain(member: dict[str, Any], texts: dict[str, str]) -> dict[str, Any]:
 
 
 def _why_lines(member: dict[str, Any]) -> str:
-    from newsflow.stories import DEFAULT_CONFIG
+    from newsflow.stories import DEFAULT_CONFIG, REASON_FOLLOW_UP, REASON_JOINED
 
     why = member["why"]
     head = f"{member['article_id']}  {member['site'] or '?'}  {(member['title'] or '(no title)')[:70]}"
     lines = [head]
     if "term_similarity" in why:
-        verb = "joined" if why["decision"] == "joined" else "started its own story; best other"
         config = DEFAULT_CONFIG
+        verb = {
+            REASON_JOINED: "joined",
+            REASON_FOLLOW_UP: "joined as a follow-up",
+        }.get(why["decision"], "started its own story; best other")
         lines.append(
             f"  {verb} {why['compared_with']}: score {why['score']:.3f} = ({config.term_weight} x terms "
             f"{why['term_similarity']:.2f} + {config.entity_weight} x names {why['entity_similarity']:.2f})"
@@ -176,7 +179,13 @@ def _why_lines(member: dict[str, Any]) -> str:
                 f"  mean score against its members {why['member_similarity']:.3f}"
                 f" (joining also needs {config.member_link} or more)"
             )
-        lines.append(f"  shared names: {', '.join(why['shared_names']) or '(none)'}")
+        if why["decision"] == REASON_FOLLOW_UP:
+            lines.append(
+                f"  rare names shared: {', '.join(why['shared_names'])} (more than {config.window_days:g}"
+                f" days from the story, joining needs {config.follow_up_names} or more)"
+            )
+        else:
+            lines.append(f"  shared names: {', '.join(why['shared_names']) or '(none)'}")
     elif why["decision"]:
         lines.append(f"  {why['decision']}" + (f" {why['score']:.3f}" if why["score"] is not None else ""))
     copy = why.get("copy_of")

@@ -21,6 +21,7 @@ from newsflow.stories.assign import (
 from newsflow.stories.model import (
     DEFAULT_CONFIG,
     DOCS_KEY,
+    REASON_FOLLOW_UP,
     REASON_JOINED,
     REASON_NEW,
     REASON_NO_CANDIDATE,
@@ -35,6 +36,7 @@ from newsflow.stories.scoring import (
     cosine,
     days_apart,
     is_active,
+    is_follow_up,
     required_score,
     score,
     time_factor,
@@ -46,6 +48,7 @@ from newsflow.stories.tokens import article_counts, tokens, weigh
 __all__ = [
     "DEFAULT_CONFIG",
     "DOCS_KEY",
+    "REASON_FOLLOW_UP",
     "REASON_JOINED",
     "REASON_NEW",
     "REASON_NO_CANDIDATE",
@@ -65,6 +68,7 @@ __all__ = [
     "count_batch",
     "days_apart",
     "is_active",
+    "is_follow_up",
     "new_story",
     "required_score",
     "score",

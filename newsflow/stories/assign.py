@@ -9,9 +9,11 @@ against every story active within ``window_days`` of its publication date:
 
 and joins the best-scoring story for which the score reaches ``threshold`` (more for a cohesive story) and
 its mean score against the story's members reaches ``member_link`` (average linkage, read off the story's
-summed vectors); when no story passes both, it starts a story. Entities carry
-much of the score so that similar events with different actors (HP buying EDS vs HP buying EYP, two
-celebrities entering rehab) stay apart even when their vocabulary is the same.
+summed vectors); when no story passes both, it starts a story. A story more than ``window_days`` away (up
+to ``follow_up_days``) takes it only as a follow-up: it must also share ``follow_up_names`` of its rare
+names (people, places, organisations in few documents), and time counts as at the window's edge.
+Entities carry much of the score so that similar events with different actors (HP buying EDS vs HP
+buying EYP, two celebrities entering rehab) stay apart even when their vocabulary is the same.
 
 Document frequencies are state too (``DocumentFrequencies``), so term weights improve as history grows.
 All state converts to records (``StoredStory``, ``DocFreqRow``) for the warehouse; a batch
@@ -41,8 +43,10 @@ from newsflow.stories.model import (
 from newsflow.stories.scoring import (
     days_apart,
     is_active,
+    is_follow_up,
     member_mean,
     norm,
+    rare_names,
     required_score,
     score,
     time_weight,
@@ -100,7 +104,7 @@ def assign_batch(
     candidates: Mapping[str, Collection[str]] | None = None,
     vectors: Sequence[ArticleVectors] | None = None,
 ) -> BatchResult:
-    """Assign each article (in publication order) to an active story or a new one.
+    """Assign each article (in publication order, ties in batch order) to an active story or a new one.
 
     ``stories`` are the stored stories that may be active for the batch (more is harmless); ``df`` holds
     the document frequencies of at least the batch's terms and is updated in place with the batch;
@@ -119,11 +123,12 @@ def assign_batch(
         increments.update(distinct)
     increments[DOCS_KEY] = len(articles)
     vectors = vectors if vectors is not None else article_vectors(counts, df, config)
+    rare = [rare_names(v.entities, df, config) for v in vectors]
     pool = _Pool(stories, candidates, config)
     touched: dict[str, Story] = {}
     decisions: list[StoryAssignment] = []
     for i in sorted(range(len(articles)), key=lambda i: articles[i].published_at):
-        decision, story = _decide(articles[i], vectors[i], pool, config)
+        decision, story = _decide(articles[i], vectors[i], rare[i], pool, config)
         pool.put(story)
         touched[story.story_id] = story
         decisions.append(decision)
@@ -212,8 +217,13 @@ class _Pool:
 
 
 def _decide(
-    article: StoryArticle, vectors: ArticleVectors, pool: _Pool, config: StoryConfig
+    article: StoryArticle,
+    vectors: ArticleVectors,
+    rare_names: set[str],
+    pool: _Pool,
+    config: StoryConfig,
 ) -> tuple[StoryAssignment, Story]:
+    """The story the article joins (or starts); ``rare_names`` are its rare entities."""
     when = article.when
     totals: list[tuple[float, str]] = []
     linked: set[str] = set()
@@ -222,20 +232,23 @@ def _decide(
         if is_active(story, when, config):
             raw = config.term_weight * fit.terms + config.entity_weight * fit.entities
             totals.append((raw * time_weight(when, story, config), story_id))
-            if fit.members >= config.member_link:
+            named = not is_follow_up(story, when, config) or (
+                len(rare_names.intersection(story.entities)) >= config.follow_up_names
+            )
+            if fit.members >= config.member_link and named:
                 linked.add(story_id)
     totals.sort(key=lambda pair: (-pair[0], pair[1]))
     eligible = [
         sid for total, sid in totals if total >= required_score(pool.stories[sid], config) and sid in linked
     ]
     if eligible:
-        best = score(vectors, when, pool.stories[eligible[0]], config)
+        best = score(vectors, when, pool.stories[eligible[0]], config, rare_names)
         story = add_to_story(pool.stories[eligible[0]], article, vectors, best.score, config)
         return replace(best, article_id=article.article_id), story
     story = new_story(article, vectors)
     if not totals:
         return StoryAssignment(article.article_id, story.story_id, REASON_NO_CANDIDATE, 0.0), story
-    best = score(vectors, when, pool.stories[totals[0][1]], config)
+    best = score(vectors, when, pool.stories[totals[0][1]], config, rare_names)
     return replace(best, article_id=article.article_id, story_id=story.story_id, reason=REASON_NEW), story
 
 
@@ -262,8 +275,8 @@ class StoryGrouper:
                 s
                 for s in self.stories.values()
                 if s.undated
-                or days_apart(low, s) <= self.config.window_days
-                or days_apart(high, s) <= self.config.window_days
+                or days_apart(low, s) <= self.config.follow_up_days
+                or days_apart(high, s) <= self.config.follow_up_days
                 or low <= s.first_at <= high
             ]
         result = assign_batch(articles, active, self.df, self.config)

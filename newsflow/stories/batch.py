@@ -40,6 +40,7 @@ from newsflow.stories.assign import article_vectors, assign_batch, batch_terms, 
 from newsflow.stories.model import (
     DEFAULT_CONFIG,
     DOCS_KEY,
+    REASON_FOLLOW_UP,
     REASON_JOINED,
     REASON_NEW,
     REASON_NO_CANDIDATE,
@@ -47,6 +48,7 @@ from newsflow.stories.model import (
     StoryArticle,
     StoryConfig,
 )
+from newsflow.stories.scoring import rare_names
 from newsflow.stories.state import story_from_stored, story_rows
 
 #: Stored stories loaded per article: the best few by weighted cosine within the time window.
@@ -55,6 +57,8 @@ CANDIDATE_STORIES = 5
 #: joining shares them); the article is then scored on its whole vectors.
 PROBE_TERMS = 20
 PROBE_ENTITIES = 10
+#: ... and the stories it may follow up (beyond the window) by its heaviest rare names.
+PROBE_NAMES = 10
 #: Terms and entities in more than this share of all counted documents are no probes: their IDF is near
 #: zero, so they add next to nothing to a score, but every story holds them and the query's join grows with
 #: stories x such terms (100 templated notes against 10,100 stored stories: +190 MB RSS and 0.44 s).
@@ -95,12 +99,16 @@ class Snapshot(Protocol):
         probes: Sequence[StoryProbe],
         *,
         window_days: float,
+        follow_up_days: float,
+        min_names: int,
         term_weight: float,
         entity_weight: float,
         top: int,
         min_score: float,
     ) -> dict[str, list[str]]:
-        """For each probe's article, the ``top`` stored stories that may take it, best first."""
+        """For each probe's article, the ``top`` stored stories within the window that may take it, best
+        first, then the ``top`` stories it may follow up: within ``follow_up_days``, sharing ``min_names``
+        of the probe's names."""
         ...
 
     def stories(self, story_ids: Collection[str], *, active_since: datetime | None) -> list[StoredStory]:
@@ -115,14 +123,104 @@ class GroupingBatch:
     ``marks`` are their exact duplicate marks (a regroup: every mark they have, which stays). ``counted``
     are articles whose terms the stored document frequencies hold already (a regroup). With
     ``find_copies`` near-duplicates are looked for (the store step; a regroup keeps the marks it has).
-    With ``learn_lines`` the originals' lines are counted as their site's (the store step; a regroup's
-    articles were counted when they were stored)."""
+    With ``learn_lines`` the originals' lines are returned to be counted as their site's (the store step;
+    a regroup's were counted when they were stored)."""
 
     articles: Sequence[StoryArticle]
     marks: Mapping[str, DuplicateMark] = field(default_factory=dict)
     counted: Collection[str] = frozenset()
     find_copies: bool = True
     learn_lines: bool = True
+
+
+class Replay:
+    """A snapshot as it was before ``articles`` (in time order) arrived, for a regroup that groups them
+    again in that order: the document frequencies of the ``counted`` ones and the site lines of the
+    ``originals`` are held back until their batch is grouped (:meth:`release_words` before it,
+    :meth:`release_lines` after it, as the store step counted them), so each article is weighed against what
+    came before it and not against what came after. The words held back are those the store step counted:
+    each article's text with the lines its site printed earlier set aside, found by going through the
+    articles in order from the lines stored before them."""
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        articles: Sequence[StoryArticle],
+        counted: Collection[str],
+        originals: Collection[str],
+        config: StoryConfig = DEFAULT_CONFIG,
+    ) -> None:
+        self._snapshot = snapshot
+        self._config = config
+        self._originals = set(originals)
+        self._lines: Counter[tuple[str, int]] = Counter()
+        for a in articles:
+            if a.site and a.article_id in self._originals:
+                self._lines.update((a.site, h) for h in _lines_of(a))
+        copies = {a.article_id for a in articles if a.article_id not in originals}
+        as_stored = _without_site_lines(articles, copies, self, _Changes(), learn=False)
+        self._counted = {a.article_id: a for a in as_stored if a.article_id in counted}
+        self._terms: Counter[str] = Counter()
+        self._count(list(self._counted.values()), 1)
+
+    def release_words(self, articles: Iterable[StoryArticle]) -> None:
+        """Let these articles' words into the document frequencies (their batch is grouped next)."""
+        self._count([self._counted[a.article_id] for a in articles if a.article_id in self._counted], -1)
+
+    def release_lines(self, articles: Iterable[StoryArticle]) -> None:
+        """Let these articles' lines into their sites' counts (their batch has been grouped)."""
+        for a in articles:
+            if a.site and a.article_id in self._originals:
+                self._lines.subtract((a.site, h) for h in _lines_of(a))
+
+    def _count(self, articles: Sequence[StoryArticle], sign: int) -> None:
+        for terms, entities in count_batch(articles, self._config):
+            self._terms.update(dict.fromkeys(set(terms) | set(entities), sign))
+        self._terms[DOCS_KEY] += sign * len(articles)
+
+    def doc_freqs(self, terms: Collection[str]) -> list[DocFreqRow]:
+        stored = self._snapshot.doc_freqs(terms)
+        return [DocFreqRow(r.term, max(r.df - self._terms[r.term], 0)) for r in stored]
+
+    def site_line_counts(self, keys: Collection[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        counts = self._snapshot.site_line_counts(keys)
+        return {key: n - self._lines[key] for key, n in counts.items() if n > self._lines[key]}
+
+    def signature_candidates(
+        self, keys: Iterable[tuple[int, int]], low: datetime | None, high: datetime | None
+    ) -> list[StoredSignature]:
+        return self._snapshot.signature_candidates(keys, low, high)
+
+    def texts(self, article_ids: Collection[str]) -> dict[str, str]:
+        return self._snapshot.texts(article_ids)
+
+    def stories_of(self, article_ids: Collection[str]) -> dict[str, str]:
+        return self._snapshot.stories_of(article_ids)
+
+    def candidate_stories(
+        self,
+        probes: Sequence[StoryProbe],
+        *,
+        window_days: float,
+        follow_up_days: float,
+        min_names: int,
+        term_weight: float,
+        entity_weight: float,
+        top: int,
+        min_score: float,
+    ) -> dict[str, list[str]]:
+        return self._snapshot.candidate_stories(
+            probes, window_days=window_days, follow_up_days=follow_up_days, min_names=min_names,
+            term_weight=term_weight, entity_weight=entity_weight, top=top, min_score=min_score,
+        )  # fmt: skip
+
+    def stories(self, story_ids: Collection[str], *, active_since: datetime | None) -> list[StoredStory]:
+        return self._snapshot.stories(story_ids, active_since=active_since)
+
+
+def _lines_of(article: StoryArticle) -> Mapping[int, int]:
+    """Hashes of the article's lines, with their word counts."""
+    return article.features.lines if article.features else boilerplate.lines(article.text)
 
 
 @dataclass
@@ -147,7 +245,7 @@ class _Changes:
             stories=tuple(self.stories), doc_freq_increments=dict(self.doc_freq_increments),
             decisions=tuple(self.decisions), story_ids=self.story_ids,
             new_stories=sum(d.reason in (REASON_NEW, REASON_NO_CANDIDATE) for d in self.decisions),
-            joined=sum(d.reason == REASON_JOINED for d in self.decisions),
+            joined=sum(d.reason in (REASON_JOINED, REASON_FOLLOW_UP) for d in self.decisions),
         )  # fmt: skip
 
 
@@ -258,37 +356,37 @@ def _copies(
 
 def _without_site_lines(
     articles: Sequence[StoryArticle],
-    marks: Mapping[str, DuplicateMark],
+    copies: Collection[str],
     snapshot: Snapshot,
     changes: _Changes,
     *,
     learn: bool,
 ) -> list[StoryArticle]:
-    """``articles`` (in order) with the lines their site printed in another original article left out of
-    the text their story vectors are counted from; an article that is mostly such lines stays whole.
+    """``articles`` (in order) with the lines their site printed in an earlier original article left out
+    of the text their story vectors are counted from; an article that is mostly such lines stays whole.
 
-    With ``learn`` (the store step) the articles' lines are counted afterwards, originals only (a copy
-    repeats its original's lines by nature); without it (a regroup) the articles' own lines are already
-    counted, so a line must have been printed twice."""
-    sited = [(a, a.features.lines if a.features else boilerplate.lines(a.text)) for a in articles]
+    Each article's lines count for the articles after it, originals only (one of ``copies`` repeats its
+    original's lines by nature). With ``learn`` (the store step) they go to ``changes``; a regroup's are
+    stored already (its snapshot holds them back until their batch is grouped: :class:`Replay`)."""
+    sited = [(a, _lines_of(a)) for a in articles]
     keys = {(a.site, h) for a, lines in sited if a.site for h in lines}
     known: Counter[tuple[str, int]] = Counter(snapshot.site_line_counts(keys))
-    seen_before = 1 if learn else 2
     out = []
     for article, lines in sited:
         site = article.site
         if not site:
             out.append(article)
             continue
-        repeated = {h for h in lines if known[(site, h)] >= seen_before}
+        repeated = {h for h in lines if known[(site, h)] >= 1}
         words = len(article.text.split()) or 1
         if repeated and sum(lines[h] for h in repeated) < boilerplate.COPY_COVERAGE * words:
             article = replace(article, text=boilerplate.without_lines(article.text, repeated), features=None)
         out.append(article)
-        if learn and article.article_id not in marks:
+        if article.article_id not in copies:
             for h in lines:
                 known[(site, h)] += 1
-                changes.site_lines.append((site, h))
+                if learn:
+                    changes.site_lines.append((site, h))
     return out
 
 
@@ -318,7 +416,7 @@ def _assign(
         if article.article_id in counted:
             df.n_docs -= 1
             for term in set(counts[i][0]) | set(counts[i][1]):
-                df.df[term] = df.df.get(term, 1) - 1
+                df.df[term] = max(df.df.get(term, 1) - 1, 0)
     # The candidate query scores with the weights the batch will have once counted.
     batch_df = DocumentFrequencies(df.n_docs, dict(df.df))
     for terms, entities in counts:
@@ -331,12 +429,15 @@ def _assign(
             a.when,
             _heaviest(v.terms, PROBE_TERMS, batch_df.df, ubiquitous),
             _heaviest(v.entities, PROBE_ENTITIES, batch_df.df, ubiquitous),
+            _rare_names(v.entities, batch_df, config) if a.dated else {},
         )
         for a, v in zip(articles, vectors, strict=True)
     ]
     candidates = snapshot.candidate_stories(
         probes,
         window_days=config.window_days,
+        follow_up_days=config.follow_up_days,
+        min_names=config.follow_up_names,
         term_weight=config.term_weight,
         entity_weight=config.entity_weight,
         top=CANDIDATE_STORIES,
@@ -344,7 +445,7 @@ def _assign(
     )
     wanted = {story_id for ids in candidates.values() for story_id in ids}
     dated = [a.published_at for a in articles if a.dated]
-    active_since = min(dated) - timedelta(days=config.window_days) if dated else None
+    active_since = min(dated) - timedelta(days=config.follow_up_days) if dated else None
     loaded = [story_from_stored(s) for s in snapshot.stories(wanted, active_since=active_since)]
     result = assign_batch(articles, loaded, df, config, counts, candidates, vectors)
     changes.stories += [story_rows(s) for s in result.stories]
@@ -364,3 +465,11 @@ def _heaviest(
     """The ``keep`` heaviest entries of ``vector`` among those in at most ``most_docs`` documents."""
     rare = ((term, weight) for term, weight in vector.items() if doc_freqs.get(term, 0) <= most_docs)
     return dict(sorted(rare, key=lambda kv: -kv[1])[:keep])
+
+
+def _rare_names(
+    entities: Mapping[str, float], doc_freqs: DocumentFrequencies, config: StoryConfig
+) -> dict[str, float]:
+    """The heaviest ``PROBE_NAMES`` of the entities that are rare names (:func:`rare_names`)."""
+    rare = rare_names(entities, doc_freqs, config)
+    return _heaviest({e: w for e, w in entities.items() if e in rare}, PROBE_NAMES, {}, 0)

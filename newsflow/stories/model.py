@@ -18,6 +18,8 @@ DOCS_KEY = ""
 REASON_JOINED = "joined"
 REASON_NEW = "new_story"
 REASON_NO_CANDIDATE = "new_story_no_candidate"
+#: Joined a story whose last article is more than the window away, on the rare names they share.
+REASON_FOLLOW_UP = "follow_up"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,18 @@ class StoryConfig:
     #: time factor) against the story's members must reach this too. A story that grew broad (its sums
     #: cover two close events) then takes only articles close to its members, not to the mix of them.
     member_link: float = 0.15
+    #: Beyond ``window_days`` and up to ``follow_up_days`` from a story's span, an article may still join it
+    #: as a follow-up (the victim named, an arrest, a trial) when it also shares ``follow_up_names`` or more
+    #: of the story's rare names; time then counts as at the window's edge (``min_time_factor``), so the
+    #: score asked is the same as there. Look-alike events share common words and the city, not names.
+    #: Three, not two: a two-word place ("Long Beach", "Costa Rica") is two names, and look-alike events
+    #: in one place share it; a follow-up shares the people or the organisation too.
+    follow_up_days: float = 180.0
+    follow_up_names: int = 3
+    #: A name (an entity that is not a number) is rare when its IDF is at least this share of the highest
+    #: IDF possible (a name in no other document): in at most about 1.6 x sqrt(documents) of them, so
+    #: rarity scales with the warehouse.
+    rare_name_idf: float = 0.5
     title_repeat: int = 2
     #: The first words of the body (the lead: who did what) count ``lead_repeat`` times.
     lead_words: int = 50
@@ -118,6 +132,11 @@ class DocumentFrequencies:
     def idf(self, term: str) -> float:
         """Smoothed inverse document frequency (1.0 for a term in every document)."""
         return math.log((self.n_docs + 1) / (self.df.get(term, 0) + 1)) + 1.0
+
+    def rare(self, terms: Iterable[str], share: float) -> set[str]:
+        """The ``terms`` whose IDF is at least ``share`` of the highest possible (a term in no document)."""
+        bar = share * (math.log(self.n_docs + 1) + 1.0)
+        return {term for term in terms if self.idf(term) >= bar}
 
     @classmethod
     def from_rows(cls, rows: Iterable[DocFreqRow]) -> DocumentFrequencies:

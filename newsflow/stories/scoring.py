@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 
 from newsflow.records import StoryAssignment
-from newsflow.stories.model import DEFAULT_CONFIG, REASON_JOINED, ArticleVectors, Story, StoryConfig
+from newsflow.stories.model import (
+    DEFAULT_CONFIG,
+    REASON_FOLLOW_UP,
+    REASON_JOINED,
+    ArticleVectors,
+    DocumentFrequencies,
+    Story,
+    StoryConfig,
+)
 
 
 def norm(vector: Mapping[str, float]) -> float:
@@ -64,9 +72,14 @@ def time_weight(when: datetime | None, story: Story, config: StoryConfig = DEFAU
 
 
 def score(
-    vectors: ArticleVectors, when: datetime | None, story: Story, config: StoryConfig = DEFAULT_CONFIG
+    vectors: ArticleVectors,
+    when: datetime | None,
+    story: Story,
+    config: StoryConfig = DEFAULT_CONFIG,
+    rare_names: Collection[str] = (),
 ) -> StoryAssignment:
-    """How well an article fits a story (the assignment it would get if it joined)."""
+    """How well an article fits a story (the assignment it would get if it joined). ``rare_names`` are the
+    article's rare names: a follow-up's shared names are those of them the story holds."""
     term_dot, entity_dot = dot(vectors.terms, story.terms), dot(vectors.entities, story.entities)
     term_norm, entity_norm = norm(story.terms), norm(story.entities)
     term_sim = term_dot / term_norm if term_norm and vectors.terms else 0.0
@@ -75,14 +88,15 @@ def score(
     total = (config.term_weight * term_sim + config.entity_weight * entity_sim) * time_weight(
         when, story, config
     )
+    follow_up = is_follow_up(story, when, config)
     shared = sorted(
-        (t for t in vectors.entities if t in story.entities),
+        (t for t in vectors.entities if t in story.entities and (not follow_up or t in rare_names)),
         key=lambda t: -vectors.entities[t] * story.entities[t],
     )[:5]
     return StoryAssignment(
         article_id="",
         story_id=story.story_id,
-        reason=REASON_JOINED,
+        reason=REASON_FOLLOW_UP if follow_up else REASON_JOINED,
         score=round(total, 4),
         term_similarity=round(term_sim, 4),
         entity_similarity=round(entity_sim, 4),
@@ -102,10 +116,25 @@ def required_score(story: Story, config: StoryConfig = DEFAULT_CONFIG) -> float:
 
 
 def is_active(story: Story, when: datetime | None, config: StoryConfig = DEFAULT_CONFIG) -> bool:
-    """The story's span, widened by the window, contains ``when``. An undated article may join any story
-    it is offered (the warehouse offers those near its batch's dated articles). A story of undated articles
-    takes articles published up to the window after its first member was first seen (it was published
-    before that, at an unknown time)."""
+    """The story's span, widened by ``follow_up_days``, contains ``when`` (beyond ``window_days`` only a
+    follow-up may join: :func:`is_follow_up`). An undated article may join any story it is offered (the
+    warehouse offers those near its batch's dated articles). A story of undated articles takes articles
+    published up to the window after its first member was first seen (it was published before that, at an
+    unknown time)."""
     if story.undated:
         return when is None or when <= story.last_at + timedelta(days=config.window_days)
-    return when is None or days_apart(when, story) <= config.window_days
+    return when is None or days_apart(when, story) <= config.follow_up_days
+
+
+def rare_names(
+    entities: Mapping[str, float], doc_freqs: DocumentFrequencies, config: StoryConfig = DEFAULT_CONFIG
+) -> set[str]:
+    """The entities that are rare names: not numbers (an age or a count names nobody), and in few
+    documents (``rare_name_idf``)."""
+    return doc_freqs.rare((e for e in entities if not e[:1].isdigit()), config.rare_name_idf)
+
+
+def is_follow_up(story: Story, when: datetime | None, config: StoryConfig = DEFAULT_CONFIG) -> bool:
+    """The article and the story are dated and more than the window apart: the article joins only as a
+    follow-up, sharing ``follow_up_names`` of the story's rare names."""
+    return when is not None and not story.undated and days_apart(when, story) > config.window_days
