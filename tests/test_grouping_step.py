@@ -16,7 +16,7 @@ from newsflow.records import (
     StoryProbe,
 )
 from newsflow.stories import StoryArticle
-from newsflow.stories.batch import GroupingBatch, group
+from newsflow.stories.batch import GroupingBatch, Replay, group
 from tests.test_stories import STORY, _amazon
 
 
@@ -107,3 +107,36 @@ def test_a_regroup_of_counted_articles_adds_no_documents() -> None:
     )
     assert again.new_stories == 1 and again.signatures == () and again.site_lines == ()
     assert all(n == 0 for n in again.doc_freq_increments.values())
+
+
+def test_a_regroup_replays_each_batch_against_what_came_before_it() -> None:
+    """Stored in two batches, then regrouped through :class:`Replay` in the same batches: every decision
+    (story, reason, score) is the one the store step made, though the stored document frequencies and site
+    lines already count the later batch."""
+    articles = [a for a, _ in _amazon()]
+    batches = [articles[:6], articles[6:]]
+    snapshot = MemorySnapshot()
+    stored = []
+    for batch in batches:
+        changes = group(GroupingBatch(batch), snapshot)
+        snapshot.apply(changes, batch)
+        stored += changes.decisions
+    snapshot.stored.clear()  # the regroup released every story
+    replay = Replay(
+        snapshot, articles, counted={a.article_id for a in articles}, originals=set(snapshot.texts_by_id)
+    )
+    regrouped = []
+    for batch in batches:
+        replay.release_words(batch)
+        ids = {a.article_id for a in batch}
+        changes = group(GroupingBatch(batch, counted=ids, find_copies=False, learn_lines=False), replay)
+        replay.release_lines(batch)
+        snapshot.stored |= {s.row.story_id: s for s in changes.stories}
+        regrouped += changes.decisions
+    assert [(d.article_id, d.story_id, d.reason, d.score) for d in regrouped] == [
+        (d.article_id, d.story_id, d.reason, d.score) for d in stored
+    ]
+    unreplayed = MemorySnapshot(texts_by_id=snapshot.texts_by_id, df=snapshot.df, lines=snapshot.lines)
+    first = group(GroupingBatch(batches[0], counted={a.article_id for a in batches[0]}, find_copies=False,
+                                learn_lines=False), unreplayed)  # fmt: skip
+    assert [d.score for d in first.decisions] != [d.score for d in stored[: len(batches[0])]]

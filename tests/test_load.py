@@ -364,7 +364,7 @@ def test_story_why_explains_each_decision_and_what_a_copy_shares(tmp_path: Path,
 def test_a_follow_up_ten_days_later_joins_through_load_and_regroup_and_story_why_says_why(
     tmp_path: Path, db: Path
 ) -> None:
-    """Giveme5W1H's 383 articles loaded as records: RT's report of the 'Nigerian prince' arrest, 10.4 days
+    """Giveme5W1H's 383 articles loaded as records: RT's report of the 'Nigerian prince' arrest, 10.8 days
     after the story's last article, joins it as a follow-up; `story --why` names the rare names it shares,
     and a regroup of the whole period decides every article as the load did (same story, decision and
     score: it weighs each article against what came before it only)."""

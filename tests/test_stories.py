@@ -111,7 +111,7 @@ def _grouped(articles: list[StoryArticle]) -> dict[str, StoryAssignment]:
 
 
 #: Giveme5W1H: "Alleged 'Nigerian prince' scammer nabbed in Louisiana" (USA Today, 30 Dec 2017; Daily Mail
-#: 31 Dec) and RT's "'Nigerian prince' finally arrested: 67yo American behind 100s of scam emails" 10.4
+#: 31 Dec) and RT's "'Nigerian prince' finally arrested: 67yo American behind 100s of scam emails" 10.8
 #: days after the last of them.
 NIGERIAN_PRINCE = ("6482233096", "22e79f0348", "8eacba4745")
 

@@ -287,13 +287,15 @@ def candidate_story_ids(
     top: int,
     min_score: float,
     follow_up_days: float | None = None,
-    min_names: int = 2,
+    min_names: int = 3,
+    follow_up_top: int = 2,
 ) -> dict[str, list[str]]:
     """Stories that may take the articles: for each article, among stories whose span widened by
     ``window_days`` contains its time, the ``top`` best by weighted cosine over the probe's terms (the best
     one whatever its score, the others only from ``min_score``); then, among stories whose span widened by
     ``follow_up_days`` contains its time and that share ``min_names`` or more of the probe's names, the
-    ``top`` best by the cosine of those names (follow-ups). Returns article id -> story ids, best first.
+    ``follow_up_top`` best by the cosine of those names (follow-ups). Returns article id -> story ids, best
+    first.
 
     An undated probe looks around the batch's dated probes (from the first one's window to the last one's),
     or at every story when none is dated. A story of undated articles is offered to articles published up
@@ -357,7 +359,8 @@ def candidate_story_ids(
                 FROM named n JOIN stories s USING (story_id)
                 WHERE NOT coalesce(s.undated, false) AND s.entity_norm > 0
                       AND s.last_at >= n.lo AND s.first_at <= n.hi
-                QUALIFY row_number() OVER (PARTITION BY n.article_id ORDER BY score DESC, story_id) <= $top
+                QUALIFY row_number() OVER (PARTITION BY n.article_id ORDER BY score DESC, story_id)
+                    <= $follow_up_top
             )
             SELECT article_id, story_id, 0 AS part, score FROM near
             UNION ALL
@@ -374,6 +377,7 @@ def candidate_story_ids(
                 "ew": entity_weight,
                 "top": top,
                 "min_score": min_score,
+                "follow_up_top": follow_up_top,
             },
         ).fetchall()
     out: dict[str, list[str]] = {}
@@ -591,10 +595,12 @@ class WarehouseSnapshot:
         entity_weight: float,
         top: int,
         min_score: float,
+        follow_up_top: int,
     ) -> dict[str, list[str]]:
         return candidate_story_ids(
             self.con, probes, window_days=window_days, term_weight=term_weight, entity_weight=entity_weight,
             top=top, min_score=min_score, follow_up_days=follow_up_days, min_names=min_names,
+            follow_up_top=follow_up_top,
         )  # fmt: skip
 
     def stories(self, story_ids: Collection[str], *, active_since: datetime | None) -> list[StoredStory]:

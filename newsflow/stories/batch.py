@@ -57,8 +57,11 @@ CANDIDATE_STORIES = 5
 #: joining shares them); the article is then scored on its whole vectors.
 PROBE_TERMS = 20
 PROBE_ENTITIES = 10
-#: ... and the stories it may follow up (beyond the window) by its heaviest rare names.
+#: ... and the stories it may follow up (beyond the window) by its heaviest rare names; the best
+#: ``FOLLOW_UP_STORIES`` of those are loaded (a follow-up's story shares the most names with it; two
+#: instead of one gave the same dev scores and loaded twice the stories in bench/stories_speed.py).
 PROBE_NAMES = 10
+FOLLOW_UP_STORIES = 1
 #: Terms and entities in more than this share of all counted documents are no probes: their IDF is near
 #: zero, so they add next to nothing to a score, but every story holds them and the query's join grows with
 #: stories x such terms (100 templated notes against 10,100 stored stories: +190 MB RSS and 0.44 s).
@@ -105,10 +108,11 @@ class Snapshot(Protocol):
         entity_weight: float,
         top: int,
         min_score: float,
+        follow_up_top: int,
     ) -> dict[str, list[str]]:
         """For each probe's article, the ``top`` stored stories within the window that may take it, best
-        first, then the ``top`` stories it may follow up: within ``follow_up_days``, sharing ``min_names``
-        of the probe's names."""
+        first, then the ``follow_up_top`` stories it may follow up: within ``follow_up_days``, sharing
+        ``min_names`` of the probe's names."""
         ...
 
     def stories(self, story_ids: Collection[str], *, active_since: datetime | None) -> list[StoredStory]:
@@ -208,10 +212,12 @@ class Replay:
         entity_weight: float,
         top: int,
         min_score: float,
+        follow_up_top: int,
     ) -> dict[str, list[str]]:
         return self._snapshot.candidate_stories(
             probes, window_days=window_days, follow_up_days=follow_up_days, min_names=min_names,
             term_weight=term_weight, entity_weight=entity_weight, top=top, min_score=min_score,
+            follow_up_top=follow_up_top,
         )  # fmt: skip
 
     def stories(self, story_ids: Collection[str], *, active_since: datetime | None) -> list[StoredStory]:
@@ -442,6 +448,7 @@ def _assign(
         entity_weight=config.entity_weight,
         top=CANDIDATE_STORIES,
         min_score=config.threshold,
+        follow_up_top=FOLLOW_UP_STORIES,
     )
     wanted = {story_id for ids in candidates.values() for story_id in ids}
     dated = [a.published_at for a in articles if a.dated]
