@@ -328,8 +328,8 @@ def regroup_range(
     joined = 0
     for offset in range(0, len(rows), batch_size):
         chunk = rows[offset : offset + batch_size]
-        articles = {r.article_id: every[r.article_id] for r in chunk}
-        snapshot.release_words(articles.values())
+        released = snapshot.release_words([every[r.article_id] for r in chunk])
+        articles = {a.article_id: a for a in released}
         marks = {
             r.article_id: DuplicateMark(r.duplicate_of, r.dup_reason or "", r.dup_score or 1.0)
             for r in chunk

@@ -127,9 +127,9 @@ def test_a_regroup_replays_each_batch_against_what_came_before_it() -> None:
     )
     regrouped = []
     for batch in batches:
-        replay.release_words(batch)
+        released = replay.release_words(batch)
         ids = {a.article_id for a in batch}
-        changes = group(GroupingBatch(batch, counted=ids, find_copies=False, learn_lines=False), replay)
+        changes = group(GroupingBatch(released, counted=ids, find_copies=False, learn_lines=False), replay)
         replay.release_lines(batch)
         snapshot.stored |= {s.row.story_id: s for s in changes.stories}
         regrouped += changes.decisions

@@ -34,6 +34,7 @@ from newsflow.records import (
     StoredStory,
     StoryAssignment,
     StoryProbe,
+    TextFeatures,
 )
 from newsflow.stories import boilerplate, neardup
 from newsflow.stories.assign import article_vectors, assign_batch, batch_terms, count_batch
@@ -167,9 +168,19 @@ class Replay:
         self._terms: Counter[str] = Counter()
         self._count(list(self._counted.values()), 1)
 
-    def release_words(self, articles: Iterable[StoryArticle]) -> None:
-        """Let these articles' words into the document frequencies (their batch is grouped next)."""
-        self._count([self._counted[a.article_id] for a in articles if a.article_id in self._counted], -1)
+    def release_words(self, articles: Sequence[StoryArticle]) -> list[StoryArticle]:
+        """Let these articles' words into the document frequencies (their batch is grouped next). Returns
+        the articles with the word counts just made attached (``features``), so grouping does not count
+        them again (it does when it sets lines aside, and gets the same counts)."""
+        counted = [self._counted[a.article_id] for a in articles if a.article_id in self._counted]
+        counts = dict(zip([a.article_id for a in counted], self._count(counted, -1), strict=True))
+        return [
+            replace(a, features=TextFeatures(None, dict(counts[a.article_id][0]),
+                                             dict(counts[a.article_id][1]), dict(_lines_of(a))))
+            if a.article_id in counts
+            else a
+            for a in articles
+        ]  # fmt: skip
 
     def release_lines(self, articles: Iterable[StoryArticle]) -> None:
         """Let these articles' lines into their sites' counts (their batch has been grouped)."""
@@ -177,10 +188,12 @@ class Replay:
             if a.site and a.article_id in self._originals:
                 self._lines.subtract((a.site, h) for h in _lines_of(a))
 
-    def _count(self, articles: Sequence[StoryArticle], sign: int) -> None:
-        for terms, entities in count_batch(articles, self._config):
+    def _count(self, articles: Sequence[StoryArticle], sign: int) -> list[tuple[Counter[str], Counter[str]]]:
+        counts = count_batch(articles, self._config)
+        for terms, entities in counts:
             self._terms.update(dict.fromkeys(set(terms) | set(entities), sign))
         self._terms[DOCS_KEY] += sign * len(articles)
+        return counts
 
     def doc_freqs(self, terms: Collection[str]) -> list[DocFreqRow]:
         stored = self._snapshot.doc_freqs(terms)
