@@ -261,8 +261,8 @@ def regroup(since: datetime, until: datetime, db: Path | None) -> None:
     """Group the articles of a period into stories again (after tuning, or after a backfill).
 
     Takes apart every story with an article published (else first seen) in the period and groups those
-    stories' articles and the period's other articles again, in time order, in one transaction (recorded in
-    `runs` as flow regroup).
+    stories' articles and the period's other articles again, in time order, each against what came before
+    it (as ingest grouped it), in one transaction (recorded in `runs` as flow regroup).
     Example: newsflow regroup --since 2023-09-01 --until 2023-09-30
     """
     from newsflow.flows.regroup import regroup_period
