@@ -10,6 +10,7 @@ NewsflowError                  base class; the CLI prints it as one line and exi
 ├── WarehouseError             a DuckDB problem
 │   ├── WarehouseLockedError   another process holds the file lock; names the holder
 │   └── QueryError             a ``newsflow sql`` statement was refused or failed
+├── ExportError                an export could not be written where it was asked to go
 ├── NotFoundError              no story/article with that id or id prefix, or the prefix is ambiguous
 ├── RunLockedError             another run of the same kind holds the run lock; names it
 └── PrefectApiError            Prefect's temporary API server did not start
@@ -24,6 +25,10 @@ class NewsflowError(Exception):
 
 class ConfigError(NewsflowError):
     """A setting, flag value or feed-list file is invalid."""
+
+
+class ExportError(NewsflowError):
+    """An export could not be written where it was asked to go (an object store refused it, or is down)."""
 
 
 class FetchError(NewsflowError):

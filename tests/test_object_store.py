@@ -14,7 +14,10 @@ import pytest
 
 from newsflow.warehouse.lakehouse import extension_file
 from newsflow.warehouse.objectstore import s3_secret_sql
+from tests import test_lakehouse
 from tests.object_store import BUCKET, SECRET_KEY, ObjectStore, object_store, weed_binary
+from tests.postgres import PostgresServer
+from tests.test_crash_safety import environment
 from tests.test_load import _amazon_jsonl
 
 
@@ -96,3 +99,65 @@ def test_refused_credentials_and_a_store_that_is_down_are_one_clear_error_and_st
             assert f"cannot write the lake's data at s3://{BUCKET}/{db.stem}/" in done.stderr
             assert "AWS_* variables" in done.stderr
         assert not any(key.endswith(".parquet") for key in _objects(store, f"{db.stem}/")), name
+
+
+def test_a_postgres_catalog_with_its_data_on_s3_takes_the_same_load_from_two_processes_once(
+    store: ObjectStore, postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The several-machines layout: a PostgreSQL catalog, the data in a bucket; two writers at once still
+    store each record once and every story whole (the same check as on a shared folder)."""
+    for name, value in store.env().items():
+        monkeypatch.setenv(name, value)  # this process reads the lake back too
+    prefix = f"pg-{postgres.create_database()}"
+    lake_env = {
+        "NEWSFLOW_WAREHOUSE": f"ducklake:postgres:{postgres.conninfo(prefix.removeprefix('pg-'))}",
+        "NEWSFLOW_DATA_PATH": f"s3://{BUCKET}/{prefix}/",
+    }
+    test_lakehouse.test_the_same_load_from_two_processes_stores_each_record_once(tmp_path, lake_env)
+    assert any(key.endswith(".parquet") for key in _objects(store, f"{prefix}/"))
+    assert not list(tmp_path.rglob("*.parquet")), "no data file outside the bucket"
+
+
+def test_maintenance_deletes_the_files_no_snapshot_needs_from_the_bucket(
+    store: ObjectStore, tmp_path: Path, prefect_harness: str
+) -> None:
+    """A load committed record by record leaves many small files in the bucket; maintenance merges them,
+    expires old snapshots and deletes the objects nothing needs, and every row stays."""
+    db = tmp_path / "small.ducklake"
+    env = store.env() | {"NEWSFLOW_DATA_PATH": f"s3://{BUCKET}/small/", "NEWSFLOW_DB": str(db)}
+    loaded = _newsflow(["load", str(_amazon_jsonl(tmp_path / "amazon.jsonl")), "--batch-size", "1"], env)
+    assert loaded.returncode == 0, loaded.stderr
+    before = [key for key in _objects(store, "small/") if key.endswith(".parquet")]
+    rows = _newsflow(["sql", "SELECT article_id, story_id FROM articles ORDER BY 1", "-f", "csv"], env)
+    prefect = environment(prefect_harness) | {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
+    done = _newsflow(["maintenance", "--snapshot-retention-days", "0"], {**prefect, **env})
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = [key for key in _objects(store, "small/") if key.endswith(".parquet")]
+    assert len(after) < len(before), (len(before), len(after))
+    again = _newsflow(["sql", "SELECT article_id, story_id FROM articles ORDER BY 1", "-f", "csv"], env)
+    assert again.stdout == rows.stdout and len(rows.stdout.splitlines()) == 13
+    assert SECRET_KEY not in done.stdout + done.stderr
+
+
+def test_an_export_to_s3_appears_whole_in_the_bucket_and_a_refused_one_is_one_error(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    db = tmp_path / "news.ducklake"
+    env = store.env() | {"NEWSFLOW_DB": str(db)}  # a local lake; only the export goes to the bucket
+    assert _newsflow(["load", str(_amazon_jsonl(tmp_path / "amazon.jsonl"))], env).returncode == 0
+    done = _newsflow(["export", "story_overview", "-o", f"s3://{BUCKET}/exports/stories.parquet"], env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"exported 8 rows to s3://{BUCKET}/exports/stories.parquet (parquet, ")
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    con.execute(f"LOAD '{extension_file('httpfs')}'")
+    con.execute(str(s3_secret_sql(store.env())))
+    rows = con.execute(
+        f"SELECT max(articles), count(*) FROM 's3://{BUCKET}/exports/stories.parquet'"
+    ).fetchall()
+    assert rows == [(5, 8)]
+    wrong = "not-the-secret-5b2c"
+    refused = _newsflow(["export", "articles", "-o", f"s3://{BUCKET}/exports/refused.csv"],
+                        env | store.env(secret=wrong))  # fmt: skip
+    assert refused.returncode == 1 and refused.stderr.startswith("Error: cannot upload the export to s3://")
+    assert len(refused.stderr.strip().splitlines()) == 1 and wrong not in refused.stderr
+    assert "exports/refused.csv" not in " ".join(_objects(store, "exports/"))

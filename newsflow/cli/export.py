@@ -10,14 +10,15 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from newsflow.cli.display import json_value, plain_text
-from newsflow.errors import ConfigError
+from newsflow.errors import ConfigError, ExportError
 from newsflow.warehouse.query import query_errors
 
 FORMATS = ("parquet", "csv", "jsonl")
@@ -58,6 +59,26 @@ def write_export(
     finally:
         partial.unlink(missing_ok=True)
     return rows
+
+
+def upload_export(local: Path, url: str, env: Mapping[str, str]) -> None:
+    """Copy a finished export to ``s3://bucket/key`` with the AWS variables of ``env``; the object
+    appears only once whole (an S3 upload is atomic).
+
+    Raises:
+        ExportError: the store refused the upload or could not be reached (no credential in the message).
+    """
+    from newsflow.warehouse.objectstore import s3_filesystem
+
+    try:
+        with (
+            local.open("rb") as source,
+            s3_filesystem(env).open_output_stream(url.removeprefix("s3://")) as out,
+        ):
+            shutil.copyfileobj(source, out, 1 << 20)
+    except OSError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"cannot upload the export to {url}: {first} (check the AWS_* variables)") from None
 
 
 def _write_parquet(batches: pa.RecordBatchReader, path: Path, on_batch: Callable[[int], None]) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from newsflow.cli.options import db_option, existing_warehouse, format_option, output_option, since_option
+from newsflow.cli.options import db_option, existing_warehouse, format_option, since_option
 from newsflow.clock import parse_since
 from newsflow.errors import NewsflowError
 from newsflow.settings import load_settings
@@ -88,7 +88,12 @@ def sql(query: str, db: Path | None, params: tuple[tuple[str, str], ...], fmt: s
 @click.option(
     "--query", default=None, help="A SELECT to export instead of a table (sandboxed, as `newsflow sql`)."
 )
-@output_option(required=True, description="The file to write.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    help="The file to write, or s3://bucket/key (uploaded once complete, with the AWS_* variables).",
+)
 @click.option(
     "--format",
     "fmt",
@@ -103,14 +108,17 @@ def sql(query: str, db: Path | None, params: tuple[tuple[str, str], ...], fmt: s
 )
 @db_option
 def export(
-    table: str | None, query: str | None, output: Path, fmt: str | None, since: str | None, db: Path | None
+    table: str | None, query: str | None, output: str, fmt: str | None, since: str | None, db: Path | None
 ) -> None:
     """Export a table (articles, stories, story_overview, feeds, polls, runs) or a query's result to
     Parquet, CSV or JSON Lines, streamed in batches (constant memory, any size).
 
     The file appears only when complete. Example: newsflow export articles --since 30d -o articles.parquet
     """
-    from newsflow.cli.export import export_format, write_export
+    import os
+    import tempfile
+
+    from newsflow.cli.export import export_format, upload_export, write_export
     from newsflow.errors import ConfigError
     from newsflow.warehouse.exports import record_batches, table_query
     from newsflow.warehouse.lakehouse import Warehouse
@@ -119,15 +127,21 @@ def export(
         raise ConfigError("give a TABLE or --query, not both or neither")
     if query is not None and since is not None:
         raise ConfigError("--since applies to a TABLE; put the condition in the --query instead")
-    fmt = export_format(output, fmt)
+    remote = output.startswith("s3://")
+    fmt = export_format(Path(output.removeprefix("s3://")), fmt)
     settings = existing_warehouse(db)
     sql, parameters = (query, []) if query is not None else table_query(str(table), _since(since))
-    con = Warehouse.open(settings).connect(sandbox=True, streaming=True)
-    try:
-        rows = write_export(record_batches(con, sql, parameters), output, fmt)
-    finally:
-        con.close()
-    click.echo(f"exported {rows} rows to {output} ({fmt}, {output.stat().st_size / 1e6:.1f} MB)")
+    with tempfile.TemporaryDirectory(prefix="newsflow-export-") as staging:
+        target = Path(staging) / Path(output).name if remote else Path(output)
+        con = Warehouse.open(settings).connect(sandbox=True, streaming=True)
+        try:
+            rows = write_export(record_batches(con, sql, parameters), target, fmt)
+        finally:
+            con.close()
+        size = target.stat().st_size
+        if remote:
+            upload_export(target, output, os.environ)
+    click.echo(f"exported {rows} rows to {output} ({fmt}, {size / 1e6:.1f} MB)")
 
 
 def _since(value: str | None) -> datetime | None:
