@@ -403,6 +403,22 @@ class StoryProbe:
 
 
 @dataclass(frozen=True)
+class CandidateQuery:
+    """How the stored stories that may take a batch's articles are looked up: within ``window_days`` the
+    ``top`` best by weighted cosine (from ``min_score``, the best one whatever its score); beyond it, up to
+    ``follow_up_days``, the ``follow_up_top`` sharing ``min_names`` or more rare names."""
+
+    window_days: float
+    follow_up_days: float
+    min_names: int
+    term_weight: float
+    entity_weight: float
+    top: int
+    min_score: float
+    follow_up_top: int
+
+
+@dataclass(frozen=True)
 class GroupingChanges:
     """What grouping a batch changes (``newsflow.stories.batch.group``), for the warehouse to write once:
     near-duplicate marks, new MinHash signatures and bands (with each one's time and first copy), site lines

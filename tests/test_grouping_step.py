@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from newsflow.records import (
+    CandidateQuery,
     DocFreqRow,
     GroupingChanges,
     StoredSignature,
@@ -48,7 +49,7 @@ class MemorySnapshot:
     def doc_freqs(self, terms: Collection[str]) -> list[DocFreqRow]:
         return [DocFreqRow(t, self.df[t]) for t in terms if self.df[t]]
 
-    def candidate_stories(self, probes: Sequence[StoryProbe], **_: object) -> dict[str, list[str]]:
+    def candidate_stories(self, probes: Sequence[StoryProbe], query: CandidateQuery) -> dict[str, list[str]]:
         return {p.article_id: sorted(self.stored) for p in probes}
 
     def stories(self, story_ids: Collection[str], *, active_since: datetime | None) -> list[StoredStory]:

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from newsflow.records import (
     BandRow,
+    CandidateQuery,
     DocFreqRow,
     GroupingChanges,
     SignatureRow,
@@ -584,23 +585,11 @@ class WarehouseSnapshot:
     def doc_freqs(self, terms: Collection[str]) -> list[DocFreqRow]:
         return doc_freqs(self.con, terms)
 
-    def candidate_stories(
-        self,
-        probes: Sequence[StoryProbe],
-        *,
-        window_days: float,
-        follow_up_days: float,
-        min_names: int,
-        term_weight: float,
-        entity_weight: float,
-        top: int,
-        min_score: float,
-        follow_up_top: int,
-    ) -> dict[str, list[str]]:
+    def candidate_stories(self, probes: Sequence[StoryProbe], query: CandidateQuery) -> dict[str, list[str]]:
         return candidate_story_ids(
-            self.con, probes, window_days=window_days, term_weight=term_weight, entity_weight=entity_weight,
-            top=top, min_score=min_score, follow_up_days=follow_up_days, min_names=min_names,
-            follow_up_top=follow_up_top,
+            self.con, probes, window_days=query.window_days, term_weight=query.term_weight,
+            entity_weight=query.entity_weight, top=query.top, min_score=query.min_score,
+            follow_up_days=query.follow_up_days, min_names=query.min_names, follow_up_top=query.follow_up_top,
         )  # fmt: skip
 
     def stories(self, story_ids: Collection[str], *, active_since: datetime | None) -> list[StoredStory]:

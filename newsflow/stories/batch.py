@@ -26,6 +26,7 @@ from typing import Protocol
 
 from newsflow.records import (
     BandRow,
+    CandidateQuery,
     DocFreqRow,
     DuplicateMark,
     GroupingChanges,
@@ -98,22 +99,9 @@ class Snapshot(Protocol):
         """Stored document frequencies of ``terms`` (``DOCS_KEY`` counts the documents)."""
         ...
 
-    def candidate_stories(
-        self,
-        probes: Sequence[StoryProbe],
-        *,
-        window_days: float,
-        follow_up_days: float,
-        min_names: int,
-        term_weight: float,
-        entity_weight: float,
-        top: int,
-        min_score: float,
-        follow_up_top: int,
-    ) -> dict[str, list[str]]:
-        """For each probe's article, the ``top`` stored stories within the window that may take it, best
-        first, then the ``follow_up_top`` stories it may follow up: within ``follow_up_days``, sharing
-        ``min_names`` of the probe's names."""
+    def candidate_stories(self, probes: Sequence[StoryProbe], query: CandidateQuery) -> dict[str, list[str]]:
+        """For each probe's article, the stored stories that may take it, best first (see
+        :class:`CandidateQuery`)."""
         ...
 
     def stories(self, story_ids: Collection[str], *, active_since: datetime | None) -> list[StoredStory]:
@@ -214,24 +202,8 @@ class Replay:
     def stories_of(self, article_ids: Collection[str]) -> dict[str, str]:
         return self._snapshot.stories_of(article_ids)
 
-    def candidate_stories(
-        self,
-        probes: Sequence[StoryProbe],
-        *,
-        window_days: float,
-        follow_up_days: float,
-        min_names: int,
-        term_weight: float,
-        entity_weight: float,
-        top: int,
-        min_score: float,
-        follow_up_top: int,
-    ) -> dict[str, list[str]]:
-        return self._snapshot.candidate_stories(
-            probes, window_days=window_days, follow_up_days=follow_up_days, min_names=min_names,
-            term_weight=term_weight, entity_weight=entity_weight, top=top, min_score=min_score,
-            follow_up_top=follow_up_top,
-        )  # fmt: skip
+    def candidate_stories(self, probes: Sequence[StoryProbe], query: CandidateQuery) -> dict[str, list[str]]:
+        return self._snapshot.candidate_stories(probes, query)
 
     def stories(self, story_ids: Collection[str], *, active_since: datetime | None) -> list[StoredStory]:
         return self._snapshot.stories(story_ids, active_since=active_since)
@@ -452,8 +424,7 @@ def _assign(
         )
         for a, v in zip(articles, vectors, strict=True)
     ]
-    candidates = snapshot.candidate_stories(
-        probes,
+    query = CandidateQuery(
         window_days=config.window_days,
         follow_up_days=config.follow_up_days,
         min_names=config.follow_up_names,
@@ -463,6 +434,7 @@ def _assign(
         min_score=config.threshold,
         follow_up_top=FOLLOW_UP_STORIES,
     )
+    candidates = snapshot.candidate_stories(probes, query)
     wanted = {story_id for ids in candidates.values() for story_id in ids}
     dated = [a.published_at for a in articles if a.dated]
     active_since = min(dated) - timedelta(days=config.follow_up_days) if dated else None
