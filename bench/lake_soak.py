@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,7 +81,7 @@ def files(settings: Settings) -> int:
 
 def compact(settings: Settings) -> None:
     with Warehouse.open(settings).maintenance() as con:
-        maintenance_sql.compact(con, utcnow())
+        maintenance_sql.compact(con, utcnow(), utcnow() - timedelta(hours=1))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

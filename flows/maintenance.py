@@ -31,7 +31,12 @@ def compact(settings: Settings) -> dict[str, Any]:
     with warehouse.write() as con:  # applies pending migrations, so a fresh lake can be compacted too
         forgotten = maintenance_sql.prune_site_lines(con, utcnow())
     with warehouse.maintenance() as con:
-        report = maintenance_sql.compact(con, utcnow() - timedelta(days=settings.snapshot_retention_days))
+        now = utcnow()
+        report = maintenance_sql.compact(
+            con,
+            expire_before=now - timedelta(days=settings.snapshot_retention_days),
+            orphan_before=now - timedelta(hours=settings.orphan_grace_hours),
+        )
         return {
             **asdict(report),
             "site_lines_forgotten": forgotten,
@@ -44,14 +49,17 @@ def maintenance(
     db: str | None = None,
     raw_page_retention_days: int | None = None,
     snapshot_retention_days: float | None = None,
+    orphan_grace_hours: float | None = None,
 ) -> dict[str, Any]:
     """Prune raw pages older than the retention (``NEWSFLOW_RAW_PAGE_RETENTION_DAYS``; 0 keeps them all)
-    and compact the lake, expiring snapshots older than ``NEWSFLOW_SNAPSHOT_RETENTION_DAYS``. Safe at any
-    time: it takes the same write lock as every writer, and readers keep their snapshots."""
+    and compact the lake, expiring snapshots older than ``NEWSFLOW_SNAPSHOT_RETENTION_DAYS`` and deleting
+    orphan files older than ``NEWSFLOW_ORPHAN_GRACE_HOURS``. Safe at any time: it takes the same write
+    lock as every writer, and readers keep their snapshots."""
     settings = load_settings(
         db=Path(db) if db else None,
         raw_page_retention_days=raw_page_retention_days,
         snapshot_retention_days=snapshot_retention_days,
+        orphan_grace_hours=orphan_grace_hours,
     )
     pruned = 0
     if settings.raw_page_retention_days:

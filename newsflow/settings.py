@@ -35,6 +35,17 @@ class Settings(BaseSettings):
     data_path: str | None = Field(
         None, description="the lake's Parquet folder or s3:// prefix [default: <db>.files/]"
     )
+    s3_secret: str | None = Field(
+        None,
+        description="a DuckDB secret's name (CREATE PERSISTENT SECRET) for s3:// lake data, instead of "
+        "the AWS_* variables",
+    )
+    orphan_grace_hours: float = Field(
+        1.0,
+        ge=0,
+        description="lake files nothing references and older than this are orphans: `newsflow check` "
+        "reports them, maintenance deletes them (a younger one may be a write in progress)",
+    )
     snapshot_retention_days: float = Field(
         7.0, ge=0, description="maintenance expires lake snapshots older than this (time travel reach)"
     )

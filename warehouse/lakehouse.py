@@ -39,7 +39,7 @@ import duckdb
 
 from newsflow.errors import ConfigError, RunLockedError, WarehouseError, WarehouseLockedError
 from newsflow.warehouse.lock import OnTimeout, SessionGate, file_lock, postgres_lock
-from newsflow.warehouse.objectstore import on_object_store, set_s3_secret
+from newsflow.warehouse.objectstore import on_object_store, use_s3_secret
 
 #: The migration that creates the search index.
 SEARCH_VERSION = 7
@@ -69,6 +69,11 @@ def extension_file(name: str) -> Path:
     package = f"duckdb_extension_{name}"
     spec = util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
+        if name == "httpfs":
+            raise WarehouseError(
+                "lake data on object storage (NEWSFLOW_DATA_PATH=s3://...) needs the s3 extra: "
+                "pip install 'newsflow[s3]'"
+            )
         raise WarehouseError(f"DuckDB extension {name} is not installed: pip install duckdb-extension-{name}")
     version = duckdb.__version__
     path = Path(next(iter(spec.submodule_search_locations))) / "extensions" / f"v{version}"
@@ -98,6 +103,8 @@ class LakeSpec:
     #: False when ``data_path`` is the default beside the catalog: an existing lake then keeps the data path
     #: it was made with, however the catalog's path is spelled now (through a symlink, from another folder).
     data_path_given: bool = True
+    #: A DuckDB secret the user made for the data's store (None: one from the AWS_* variables).
+    s3_secret: str | None = None
 
     @property
     def is_postgres(self) -> bool:
@@ -126,7 +133,9 @@ class LakeSpec:
         return f"ATTACH {_quote(self.catalog)} AS {LAKE}" + (f" ({', '.join(options)})" if options else "")
 
 
-def lake_spec(db: Path, warehouse: str | None, data_path: str | None) -> LakeSpec:
+def lake_spec(
+    db: Path, warehouse: str | None, data_path: str | None, s3_secret: str | None = None
+) -> LakeSpec:
     """The lake that the settings name.
 
     Raises:
@@ -135,7 +144,7 @@ def lake_spec(db: Path, warehouse: str | None, data_path: str | None) -> LakeSpe
     """
     if warehouse:
         if warehouse.startswith("ducklake:sqlite:"):
-            return lake_spec(Path(warehouse.removeprefix("ducklake:sqlite:")), None, data_path)
+            return lake_spec(Path(warehouse.removeprefix("ducklake:sqlite:")), None, data_path, s3_secret)
         if not warehouse.startswith("ducklake:postgres:"):
             raise ConfigError(
                 f"NEWSFLOW_WAREHOUSE={_without_password(warehouse)!r}: use ducklake:postgres:<libpq "
@@ -146,14 +155,16 @@ def lake_spec(db: Path, warehouse: str | None, data_path: str | None) -> LakeSpe
                 "a Postgres catalog needs NEWSFLOW_DATA_PATH: a folder (or s3:// prefix) that every "
                 "machine reaches"
             )
-        return LakeSpec(warehouse, _folder(data_path), None)
+        return LakeSpec(warehouse, _folder(data_path), None, s3_secret=s3_secret)
     db = _absolute(db)
     if _is_duckdb_file(db):
         raise ConfigError(
             f"{db} is a DuckDB warehouse file from before the lakehouse: upgrade it with "
             f"`newsflow migrate --from {db} --db NEW.ducklake` (every row is copied; the file is not changed)"
         )
-    return LakeSpec(f"ducklake:sqlite:{db}", _folder(data_path or f"{db}.files"), db, bool(data_path))
+    return LakeSpec(
+        f"ducklake:sqlite:{db}", _folder(data_path or f"{db}.files"), db, bool(data_path), s3_secret
+    )
 
 
 def _folder(path: str) -> str:
@@ -206,7 +217,7 @@ class Warehouse:
     def open(cls, settings: Any) -> Warehouse:
         """The process's warehouse for these settings (``db``, ``warehouse``, ``data_path``,
         ``lock_timeout``); created on first use."""
-        spec = lake_spec(settings.db, settings.warehouse, settings.data_path)
+        spec = lake_spec(settings.db, settings.warehouse, settings.data_path, settings.s3_secret)
         key = (os.getpid(), spec)
         with cls._instances_lock:
             found = cls._instances.get(key)
@@ -440,7 +451,7 @@ class Warehouse:
         try:
             load_extensions(con, self.spec.extensions)
             if on_object_store(self.spec.data_path):
-                set_s3_secret(con, os.environ)
+                use_s3_secret(con, self.spec.s3_secret, os.environ)
         except (WarehouseError, ConfigError):
             con.close()
             raise

@@ -3,7 +3,9 @@
 DuckLake never deletes a data file by itself: every commit adds files (or inlines small ones in the
 catalog) and old snapshots keep old files alive for time travel. :func:`compact` flushes inlined rows to
 Parquet, rewrites files that have deleted rows, merges small adjacent files, expires snapshots older than
-the retention, then deletes the files no remaining snapshot needs.
+the retention, then deletes the files no remaining snapshot needs, and orphans: files under the data path
+that no commit ever referenced (a writer killed, or its store gone, between upload and commit), once older
+than a grace period, since a younger one may belong to a write in progress on another machine.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class CompactionReport:
     snapshots_before: int
     snapshots_after: int
     files_deleted: int
+    orphans_deleted: int
 
 
 def prune_raw_pages(con: duckdb.DuckDBPyConnection, fetched_before: datetime) -> int:
@@ -65,9 +68,12 @@ def snapshots(con: duckdb.DuckDBPyConnection) -> int:
     return int(con.execute(f"SELECT count(*) FROM {LAKE}.snapshots()").fetchall()[0][0])
 
 
-def compact(con: duckdb.DuckDBPyConnection, expire_before: datetime) -> CompactionReport:
+def compact(
+    con: duckdb.DuckDBPyConnection, expire_before: datetime, orphan_before: datetime
+) -> CompactionReport:
     """Flush inlined rows, rewrite files with deleted rows, merge small files, expire snapshots older than
-    ``expire_before`` and delete files no snapshot references. ``con`` must be outside a transaction."""
+    ``expire_before``, delete files no snapshot references and orphans last written before
+    ``orphan_before``. ``con`` must be outside a transaction."""
     files_before, snaps_before = data_files(con), snapshots(con)
     con.execute("CALL ducklake_flush_inlined_data(?)", [LAKE]).fetchall()
     # Tables updated in place (term statistics, stories, runs) gain a delete file per commit, and a file
@@ -76,7 +82,12 @@ def compact(con: duckdb.DuckDBPyConnection, expire_before: datetime) -> Compacti
     con.execute("CALL ducklake_merge_adjacent_files(?)", [LAKE]).fetchall()
     con.execute("CALL ducklake_expire_snapshots(?, older_than => ?)", [LAKE, expire_before]).fetchall()
     deleted = con.execute("CALL ducklake_cleanup_old_files(?, cleanup_all => true)", [LAKE]).fetchall()
-    return CompactionReport(files_before, data_files(con), snaps_before, snapshots(con), len(deleted))
+    orphans = con.execute(
+        "CALL ducklake_delete_orphaned_files(?, older_than => ?)", [LAKE, orphan_before]
+    ).fetchall()
+    return CompactionReport(
+        files_before, data_files(con), snaps_before, snapshots(con), len(deleted), len(orphans)
+    )
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

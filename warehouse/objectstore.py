@@ -1,7 +1,8 @@
 """Credentials for lake data (and exports) on S3-compatible storage, from the standard AWS variables.
 
 DuckDB's httpfs reads S3 settings from a secret, not from the environment, so each connection of a lake
-whose data path is ``s3://...`` gets a temporary secret made from ``AWS_ACCESS_KEY_ID``,
+whose data path is ``s3://...`` either uses a persistent DuckDB secret the user names
+(``NEWSFLOW_S3_SECRET``) or gets a temporary secret made from ``AWS_ACCESS_KEY_ID``,
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION`` (else ``AWS_DEFAULT_REGION``) and
 ``AWS_ENDPOINT_URL`` (an ``http://`` endpoint means no TLS; an endpoint that is not AWS's means path-style
 URLs, as MinIO, SeaweedFS and most other servers want). An export to ``s3://`` uploads through pyarrow's S3
@@ -107,6 +108,27 @@ def set_s3_secret(con: duckdb.DuckDBPyConnection, env: Mapping[str, str]) -> Non
         raise ConfigError(
             f"DuckDB refused the S3 credentials from the AWS_* variables ({type(exc).__name__})"
         ) from None
+
+
+def use_s3_secret(con: duckdb.DuckDBPyConnection, name: str | None, env: Mapping[str, str]) -> None:
+    """Reach the store with the user's own DuckDB secret ``name`` (a persistent one, which DuckDB loads
+    from its secret directory), else with one made from the AWS variables in ``env``.
+
+    Raises:
+        ConfigError: no secret of that name exists, or the AWS variables are inconsistent or refused.
+    """
+    if name is None:
+        set_s3_secret(con, env)
+        return
+    rows = con.execute("SELECT type FROM duckdb_secrets() WHERE name = ?", [name]).fetchall()
+    if not rows:
+        raise ConfigError(
+            f"NEWSFLOW_S3_SECRET names the DuckDB secret {name!r}, which this process does not have: create "
+            f"it once per machine with CREATE PERSISTENT SECRET {name} (TYPE s3, ...), or unset "
+            "NEWSFLOW_S3_SECRET to use the AWS_* variables"
+        )
+    if rows[0][0] != "s3":
+        raise ConfigError(f"NEWSFLOW_S3_SECRET names the DuckDB secret {name!r} of type {rows[0][0]}, not s3")
 
 
 def s3_filesystem(env: Mapping[str, str]) -> S3FileSystem:

@@ -3,7 +3,7 @@
 - :mod:`.runs`: ingest, backfill, maintenance, load, regroup (each runs a flow)
 - :mod:`.serve`: serve (the deployments), web (the web page)
 - :mod:`.browse`: stories, story, article, search
-- :mod:`.warehouse`: migrate, sql, export
+- :mod:`.warehouse`: migrate, check, sql, export
 - :mod:`.feeds`: the feeds group
 """
 
@@ -47,6 +47,7 @@ for command in (
     serve.web,
     runs.maintenance,
     warehouse.migrate,
+    warehouse.check,
     warehouse.sql,
     browse.stories,
     browse.story,

@@ -39,6 +39,13 @@ verbose_option = click.option(
 batch_size_option = click.option(
     "--batch-size", type=click.IntRange(min=1), default=None, help="Articles per batch [100]."
 )
+orphan_grace_option = click.option(
+    "--orphan-grace-hours",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Files nothing references count as orphans once older than this; younger ones may be a write "
+    "in progress on another machine [1].",
+)
 format_option = click.option(
     "-f",
     "--format",

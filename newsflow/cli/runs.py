@@ -14,6 +14,7 @@ from newsflow.cli.options import (
     batch_size_option,
     db_option,
     json_option,
+    orphan_grace_option,
     period_options,
     private_networks_option,
     quiet_prefect,
@@ -185,17 +186,23 @@ def backfill(
     default=None,
     help="Expire lake snapshots older than this (how far back time travel reaches) [7].",
 )
+@orphan_grace_option
 @verbose_option
 def maintenance(
-    db: Path | None, raw_page_retention_days: int | None, snapshot_retention_days: float | None, verbose: bool
+    db: Path | None,
+    raw_page_retention_days: int | None,
+    snapshot_retention_days: float | None,
+    orphan_grace_hours: float | None,
+    verbose: bool,
 ) -> None:
     """Prune old raw pages, then compact the lake: merge small files, expire old snapshots, delete
-    unreferenced files (one flow run)."""
+    unreferenced files and orphans (one flow run)."""
     quiet_prefect(verbose)
     load_settings(
         db=db,
         raw_page_retention_days=raw_page_retention_days,
         snapshot_retention_days=snapshot_retention_days,
+        orphan_grace_hours=orphan_grace_hours,
     )
     from newsflow.cli.prefect_api import prefect_api
 
@@ -208,6 +215,7 @@ def maintenance(
             db=str(db) if db else None,
             raw_page_retention_days=raw_page_retention_days,
             snapshot_retention_days=snapshot_retention_days,
+            orphan_grace_hours=orphan_grace_hours,
         )
     click.echo(render_json(summary))
 

@@ -1,4 +1,4 @@
-"""Commands on the warehouse as a whole: migrate, ad-hoc SQL and exports."""
+"""Commands on the warehouse as a whole: migrate, check, ad-hoc SQL and exports."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from newsflow.cli.options import db_option, existing_warehouse, format_option, since_option
+from newsflow.cli.options import (
+    db_option,
+    existing_warehouse,
+    format_option,
+    json_option,
+    orphan_grace_option,
+    since_option,
+)
 from newsflow.clock import parse_since
 from newsflow.errors import NewsflowError
 from newsflow.settings import load_settings
@@ -47,6 +54,56 @@ def migrate(db: Path | None, old_file: Path | None) -> None:
     if not report.ok:
         raise NewsflowError(f"upgrade of {old_file} did not copy every row intact: see the table above")
     click.echo(f"upgraded {old_file} into {warehouse.spec.describe()}")
+
+
+@click.command()
+@db_option
+@orphan_grace_option
+@json_option
+def check(db: Path | None, orphan_grace_hours: float | None, as_json: bool) -> None:
+    """Check the lake: the integrity rules every run keeps (no duplicate ids, no dangling story or copy),
+    every data file the catalog references present in the data path (a folder or s3:// prefix), and the
+    orphans (files nothing references; `newsflow maintenance` deletes them).
+
+    Exits with status 1 when a rule is broken or a referenced file is missing; orphans alone do not fail.
+    Example: newsflow check
+    """
+    from datetime import timedelta
+
+    from newsflow.cli.display import render_json
+    from newsflow.clock import utcnow
+    from newsflow.warehouse.integrity import CHECKS, integrity_check, lake_files
+    from newsflow.warehouse.lakehouse import Warehouse
+
+    settings = existing_warehouse(db).merged(orphan_grace_hours=orphan_grace_hours)
+    warehouse = Warehouse.open(settings)
+    with warehouse.read() as con:
+        files = lake_files(con, utcnow() - timedelta(hours=settings.orphan_grace_hours))
+        # The rules read every table in full, which a missing file would stop at its first table.
+        problems = [] if files.missing else integrity_check(con)
+    if as_json:
+        click.echo(render_json({"rules_checked": not files.missing, "rules_broken": problems,
+                                "data_files": files.referenced, "missing": files.missing,
+                                "orphans": files.orphans}))  # fmt: skip
+    else:
+        if files.missing:
+            click.echo("rules: not read (a table with a missing file cannot be read whole)")
+        else:
+            click.echo(f"rules: {len(CHECKS)} checked, " + ("; ".join(problems) or "clean"))
+        click.echo(f"data files: {files.referenced} referenced, {len(files.missing)} missing")
+        for path in files.missing:
+            click.echo(f"  missing: {path}")
+        click.echo(
+            f"orphans: {len(files.orphans)} (files under {warehouse.spec.data_path} that nothing references, "
+            f"older than {settings.orphan_grace_hours:g} h; `newsflow maintenance` deletes them)"
+        )
+        for path in files.orphans:
+            click.echo(f"  orphan: {path}")
+    if problems or files.missing:
+        raise NewsflowError(
+            f"the lake at {warehouse.spec.describe()} has {len(problems)} broken rules and "
+            f"{len(files.missing)} missing data files"
+        )
 
 
 @click.command()
