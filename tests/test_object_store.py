@@ -19,7 +19,7 @@ from newsflow.warehouse.lakehouse import extension_file
 from newsflow.warehouse.objectstore import s3_secret_sql
 from tests import test_lakehouse
 from tests.conftest import LoopbackSite
-from tests.object_store import BUCKET, SECRET_KEY, ObjectStore, StoreLink
+from tests.object_store import ACCESS_KEY, BUCKET, SECRET_KEY, ObjectStore, StoreLink
 from tests.postgres import PostgresServer
 from tests.test_crash_safety import environment
 from tests.test_load import _amazon_jsonl
@@ -269,6 +269,40 @@ def test_the_store_gone_mid_load_fails_it_cleanly_and_a_rerun_completes_with_eve
     again = json.loads(_newsflow(["check", "--orphan-grace-hours", "0", "--json"], env).stdout)
     assert again["orphans"] == [] and again["missing"] == []
     assert orphan.removeprefix(f"s3://{BUCKET}/") not in " ".join(_objects(store, "gone/"))
-    print(
-        f"\ncut after {committed} of {total} committed; orphans the cut run left: {len(report['orphans']) - 1}"
+    left = len(report["orphans"]) - 1
+    print(f"\ncut after {committed} of {total} committed; orphans the cut run left: {left}")
+
+
+def test_a_persistent_duckdb_secret_the_user_names_reaches_the_store_without_aws_variables(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"  # DuckDB keeps persistent secrets in ~/.duckdb/stored_secrets
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False,
+                                 "secret_directory": str(home / ".duckdb" / "stored_secrets")})  # fmt: skip
+    con.execute(f"LOAD '{extension_file('httpfs')}'")
+    con.execute(
+        f"CREATE PERSISTENT SECRET team_lake (TYPE s3, KEY_ID '{ACCESS_KEY}', SECRET '{SECRET_KEY}', "
+        f"ENDPOINT '{store.endpoint.removeprefix('http://')}', USE_SSL false, URL_STYLE 'path', "
+        "REGION 'us-east-1')"
     )
+    con.close()
+    db = tmp_path / "named.ducklake"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env |= {"HOME": str(home), "NEWSFLOW_DB": str(db), "NEWSFLOW_DATA_PATH": f"s3://{BUCKET}/named/"}
+    newsflow = str(Path(sys.executable).parent / "newsflow")
+    records = _amazon_jsonl(tmp_path / "amazon.jsonl")
+
+    def run(*args: str, secret: str) -> subprocess.CompletedProcess[str]:
+        named = env | {"NEWSFLOW_S3_SECRET": secret}
+        return subprocess.run([newsflow, *args], env=named, capture_output=True, text=True, timeout=300)
+
+    loaded = run("load", str(records), secret="team_lake")
+    assert loaded.returncode == 0, loaded.stderr
+    counted = run("sql", "SELECT count(*) FROM articles", "-f", "csv", secret="team_lake")
+    assert counted.stdout.splitlines()[1:] == ["12"]
+    assert any(key.endswith(".parquet") for key in _objects(store, "named/"))
+    unknown = run("sql", "SELECT count(*) FROM articles", secret="their_lake")
+    assert unknown.returncode == 1 and len(unknown.stderr.strip().splitlines()) == 1
+    assert unknown.stderr.startswith("Error: NEWSFLOW_S3_SECRET names the DuckDB secret 'their_lake'")
+    for done in (loaded, counted, unknown):
+        assert SECRET_KEY not in done.stdout + done.stderr
