@@ -21,6 +21,7 @@ from uuid import UUID
 import pytest
 
 from tests.conftest import REPO, LoopbackSite
+from tests.object_store import BUCKET
 from tests.postgres import PostgresServer
 from tests.prefect_server import BIN, prefect_server, stop, wait_until
 from tests.test_crash_safety import FEEDS, PAGES_PER_FEED, served_feeds
@@ -105,8 +106,22 @@ def prefect(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
+@pytest.fixture(params=["shared folder", "s3"])
+def lake_data(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """Where the machines keep the lake's data: a folder they share, or a bucket of a real S3-compatible
+    server (then the AWS variables too, which this process also needs to read the lake back)."""
+    if request.param == "shared folder":
+        return {"NEWSFLOW_DATA_PATH": str(tmp_path / "shared-lake")}
+    store = request.getfixturevalue("store")
+    for name, value in store.env().items():
+        monkeypatch.setenv(name, value)
+    return store.env() | {"NEWSFLOW_DATA_PATH": f"s3://{BUCKET}/machines-{tmp_path.name}/"}
+
+
 @pytest.fixture
-def cluster(postgres: PostgresServer, tmp_path: Path) -> Iterator[dict[str, str]]:
+def cluster(postgres: PostgresServer, tmp_path: Path, lake_data: dict[str, str]) -> Iterator[dict[str, str]]:
     """A Prefect server (scheduler off: only the runs the test makes exist), the repo's deployments on a
     process pool with one queue per machine, and a lake on a Postgres catalog; yields the environment."""
     home = tmp_path / "prefect-server"
@@ -115,7 +130,7 @@ def cluster(postgres: PostgresServer, tmp_path: Path) -> Iterator[dict[str, str]
         env = {
             **env,
             "NEWSFLOW_WAREHOUSE": f"ducklake:postgres:{postgres.conninfo(postgres.create_database())}",
-            "NEWSFLOW_DATA_PATH": str(tmp_path / "shared-lake"),
+            **lake_data,
             "NEWSFLOW_ALLOW_PRIVATE_NETWORKS": "1",
             "NEWSFLOW_RETRY_BACKOFF": "0.05",
             "NEWSFLOW_POOL_MIN_PAGES": "0",  # extraction in worker processes, which die with their machine
@@ -204,6 +219,19 @@ def test_two_workers_one_killed_mid_run(
     )
     rerun_status, rerun_counts = runs[rerun]
     assert rerun_status == "completed" and rerun_counts["articles_stored"] == GROUP - stored_before_rerun
+    checked = subprocess.run([str(BIN / "newsflow"), "check", "--json"], env=env, capture_output=True,
+                             text=True, timeout=300)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert json.loads(checked.stdout)["missing"] == []  # every file the catalog references is in the store
+    # The store's secret key is in no log, run row, Prefect parameter or flow run name.
+    if "AWS_SECRET_ACCESS_KEY" in env:
+        secret = env["AWS_SECRET_ACCESS_KEY"]
+        for machine in machines.values():
+            assert secret not in machine.log.read_text(errors="replace")
+        assert secret not in json.dumps([list(row) for row in rows])
+        for flow_run in (*first.values(), rerun):
+            found = api.client.read_flow_run(UUID(flow_run))
+            assert secret not in json.dumps(found.parameters) + found.name
     print(
         f"\nmachine-a killed after {stored_when_killed} of {GROUP} stored ({stored_before_rerun} committed);"
         f" rerun stored {rerun_counts['articles_stored']}; reader answered {len(counts)} queries"
