@@ -60,6 +60,8 @@ class ArticleCounts:
     fetch_errors: Counter[str] = field(default_factory=Counter)
     extraction_errors: Counter[str] = field(default_factory=Counter)
     duplicate_reasons: Counter[str] = field(default_factory=Counter)
+    #: What filters dropped, by rule (entries before the fetch, articles after extraction).
+    filtered: Counter[str] = field(default_factory=Counter)
     #: reason -> {feed URL: articles} for the first URLS_PER_REASON feeds with that reason.
     fetch_error_feeds: dict[str, Counter[str]] = field(default_factory=dict)
     extraction_error_feeds: dict[str, Counter[str]] = field(default_factory=dict)
@@ -70,7 +72,8 @@ class ArticleCounts:
         self.duplicate_reasons.update(outcome.duplicates)
         self.stories_new += outcome.new_stories
         self.stories_joined += outcome.joined_stories
-        self.add_extractions(articles)
+        self.filtered.update(outcome.filtered)
+        self.add_extractions([a for a in articles if a.filtered_by is None])  # those were never fetched
 
     def add_extractions(self, articles: Sequence[Article]) -> None:
         for article in articles:

@@ -88,6 +88,8 @@ def _counts(summary: Mapping[str, Any]) -> list[str]:
         f"- Entries: {s['entries_seen']} seen, {s['new_entries']} new",
         f"- Articles: {s['articles_stored']} stored, of which {s['duplicates']} duplicates"
         + (f" ({_counted(s['duplicate_reasons'], code)})" if s["duplicate_reasons"] else ""),
+        f"- Filtered: {sum(s['filtered'].values())}"
+        + (f" ({_counted(s['filtered'], code)})" if s["filtered"] else ""),
         f"- Text: {s['extracted']} extracted from the page, {s['fell_back_to_feed']} fell back to feed "
         f"text, {s['no_text']} no text",
         f"- Stories: {s['stories_new']} new, {s['stories_joined']} joined by new articles",
@@ -207,6 +209,8 @@ def _article_problems(summary: Mapping[str, Any]) -> str:
         )
         if summary.get(key)
     ]
+    if summary.get("filtered"):
+        parts.append(f"filtered {_counted(summary['filtered'])}")
     if summary.get("batches_failed"):
         parts.append(f"{summary['batches_failed']} batches failed")
     return "".join(f"; {part}" for part in parts)

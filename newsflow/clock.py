@@ -25,13 +25,25 @@ def parse_iso_utc(value: str) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def parse_duration(value: str) -> timedelta:
+    """A ``30m``/``24h``/``7d``/``2w`` duration.
+
+    Raises:
+        ValueError: not such a duration.
+    """
+    text = value.strip().lower()
+    if text[-1:] in _UNITS and text[:-1].isdigit():
+        return timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
+    raise ValueError(f"expected a duration such as 30m, 24h, 7d or 2w, not {value!r}")
+
+
 def parse_since(value: str, now: datetime) -> datetime | None:
     """``24h``-style durations back from ``now``, ``YYYY-MM-DD`` days (UTC), or None for ``all``."""
     text = value.strip().lower()
     if text == "all":
         return None
     if text[-1:] in _UNITS and text[:-1].isdigit():
-        return now - timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
+        return now - parse_duration(text)
     try:
         return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:

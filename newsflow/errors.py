@@ -100,3 +100,7 @@ class SearchQueryError(NewsflowError):
 
 class PrefectApiError(NewsflowError):
     """Prefect's temporary API server, started for a command's flow run, did not start."""
+
+
+class RulesError(ConfigError):
+    """A rules file that cannot be used: ``FILE:LINE: what is wrong``."""

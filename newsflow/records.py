@@ -138,6 +138,8 @@ class PlannedEntry:
     skip_reason: str | None = None
     #: An archived capture of the entry's page: fetched from the archive, never from the site itself.
     capture: Capture | None = None
+    #: The filter that dropped the entry before its page was fetched: it is recorded, never stored.
+    filtered_by: str | None = None
 
     @property
     def page_link(self) -> str | None:
@@ -226,6 +228,7 @@ class Article:
     external_id: str | None = None  # the id a loaded record carried
     features: TextFeatures | None = field(default=None, repr=False)
     capture: Capture | None = None  # the archived capture it was extracted from (archive backfills)
+    filtered_by: str | None = None  # the filter that dropped its entry before the fetch
 
 
 class UnitStatus(StrEnum):
@@ -281,6 +284,8 @@ class StoreOutcome:
     skipped_existing: int
     new_stories: int = 0
     joined_stories: int = 0
+    #: What filters dropped, by rule name (entries before the fetch and articles after extraction).
+    filtered: dict[str, int] = field(default_factory=dict)
     #: Articles stored per checkpointed unit (``Checkpoint.key``).
     stored_by_unit: dict[tuple[str, str, str], int] = field(default_factory=dict)
 

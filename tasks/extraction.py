@@ -215,6 +215,7 @@ def build_article(page: FetchedPage) -> Article:
         fetched_at=page.fetched_at,
         raw_html_zstd=page.html_zstd if html else None,
         final_url=page.final_url,
+        filtered_by=planned.filtered_by,
         content_type=page.content_type,
         features=text_features(text, title),
         capture=planned.capture,

@@ -34,6 +34,7 @@ from newsflow.settings import Settings
 from newsflow.stories import StoryArticle, neardup
 from newsflow.stories.batch import GroupingBatch, Replay, group
 from newsflow.stories.dedupe import article_id, guid_key, mark_exact_duplicates
+from newsflow.tasks.filtering import record_filters, screen_entries
 from newsflow.tasks.schedule import next_schedule
 from newsflow.warehouse import articles as articles_table
 from newsflow.warehouse import backfills as backfills_table
@@ -69,13 +70,14 @@ def identified(entries: Iterable[FeedEntry], capture: Capture | None = None) -> 
 def unstored(
     planned: Iterable[PlannedEntry], settings: Settings, *, drop_known_urls: bool = False
 ) -> list[PlannedEntry]:
-    """``planned`` without the entries already stored (or earlier in it); see :func:`plan`."""
+    """``planned`` without the entries already stored (or earlier in it), and with those a filter drops
+    marked (see :mod:`.filtering`); see :func:`plan`."""
     candidates: dict[str, PlannedEntry] = {}
     for p in planned:
         candidates.setdefault(p.article_id, p)
     with Warehouse.open(settings).read() as con:
         stored = articles_table.existing_ids(con, list(candidates))
-        fresh = [p for p in candidates.values() if p.article_id not in stored]
+        fresh = screen_entries(con, [p for p in candidates.values() if p.article_id not in stored], utcnow())
         urls = [p.url for p in fresh if p.url]
         known_urls = {
             u
@@ -86,6 +88,9 @@ def unstored(
     planned_entries = []
     seen_urls: set[str] = set()
     for p in fresh:
+        if p.filtered_by is not None:
+            planned_entries.append(p)  # not fetched; recorded as filtered with its batch
+            continue
         if p.url and (p.url in known_urls or p.url in seen_urls):
             if drop_known_urls:
                 continue
@@ -107,6 +112,7 @@ def store(
     articles complete. Re-storing a batch adds nothing."""
     now = utcnow()
     with Warehouse.open(settings).write() as con:
+        articles, filtered = record_filters(con, articles, run_id, now)
         stored_ids = articles_table.existing_ids(con, [a.article_id for a in articles])
         stored = articles_table.matching_keys(
             con,
@@ -138,6 +144,7 @@ def store(
         new_stories=grouped.new_stories,
         joined_stories=grouped.joined,
         stored_by_unit=dict(by_unit),
+        filtered=dict(filtered),
     )
 
 

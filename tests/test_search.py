@@ -55,7 +55,7 @@ def rare_words(db: Path, count: int, also: str | None = None) -> list[tuple[str,
     ports change from run to run). Words are split and folded as the index does. "In any form": no other
     article has a word starting with the word's first letters (its length less 4, as "-able" or "-ness"
     go), so no stemmer ties them to words of another article."""
-    from newsflow.warehouse.search import words_of
+    from newsflow.query import words_of
 
     with reader(db) as con:
         texts = con.execute(

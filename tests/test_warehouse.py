@@ -252,7 +252,8 @@ def test_migrate_from_an_old_file_copies_every_row_and_says_so(tmp_path: Path) -
         assert con.execute("SELECT article_id, tags FROM articles ORDER BY 1").fetchall() == [
             (f"a{n}", ["a", "b"]) for n in range(3)
         ]
-        from newsflow.warehouse.search import parse_query, search
+        from newsflow.query import parse_query
+        from newsflow.warehouse.search import search
 
         found = search(con, parse_query("text"))  # the copied articles are in the search index too
     assert sorted(hit.article_id for hit in found) == ["a0", "a1", "a2"]

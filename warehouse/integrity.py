@@ -76,6 +76,7 @@ def lake_files(con: duckdb.DuckDBPyConnection, orphan_before: datetime) -> LakeF
 TABLES = (
     "schema_migrations", "feeds", "runs", "polls", "articles", "raw_pages", "backfill_chunks", "stories",
     "story_terms", "term_stats", "story_decisions", "minhash_signatures", "lsh_bands", "archive_units",
+    "rule_sets", "filtered",
 )  # fmt: skip
 
 #: Rule -> query counting the rows that break it.
@@ -93,6 +94,9 @@ CHECKS: dict[str, str] = {
         SELECT count(*) - count(DISTINCT (backfill_id, chunk_start)) FROM backfill_chunks""",
     "duplicate archive unit": """
         SELECT count(*) - count(DISTINCT (backfill_id, archive, unit)) FROM archive_units""",
+    "duplicate rules version": "SELECT count(*) - count(DISTINCT version) FROM rule_sets",
+    "duplicate filtered entry": """
+        SELECT count(*) - count(DISTINCT (article_id, rules_version)) FROM filtered""",
     "article in a story that does not exist": """
         SELECT count(*) FROM articles a
         WHERE a.story_id IS NOT NULL
@@ -125,7 +129,7 @@ CHECKS: dict[str, str] = {
 
 
 #: Tables that a pre-lake warehouse file (checked before ``newsflow migrate --from`` copies it) lacks.
-NEWER_TABLES = ("archive_units",)
+NEWER_TABLES = ("archive_units", "rule_sets", "filtered")
 
 
 def integrity_check(con: duckdb.DuckDBPyConnection) -> list[str]:

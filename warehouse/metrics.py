@@ -9,6 +9,7 @@ from datetime import datetime
 import duckdb
 
 from newsflow.warehouse.feeds import feed_status, list_feeds
+from newsflow.warehouse.rules import filtered_by_rule
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,12 @@ class WarehouseFigures:
     copies: int
     stories: int
     runs: dict[tuple[str, str], RunFigures] = field(default_factory=dict)
+    filtered: dict[tuple[str, str], int] = field(default_factory=dict)  # (rule, stage) -> entries dropped
 
 
 def warehouse_figures(con: duckdb.DuckDBPyConnection) -> WarehouseFigures:
     """Feeds by state (``new``/``ok``/``failing``/``paused``), polls by status, failed polls by reason,
-    articles (and how many are copies), stories, and runs by flow and status."""
+    articles (and how many are copies), stories, runs by flow and status, and what filters dropped."""
     states = Counter(feed_status(f) for f in list_feeds(con))
     polls = dict(con.execute("SELECT status, count(*) FROM polls GROUP BY status").fetchall())
     failures = dict(
@@ -52,4 +54,6 @@ def warehouse_figures(con: duckdb.DuckDBPyConnection) -> WarehouseFigures:
             " FROM runs GROUP BY flow, status"
         ).fetchall()
     }
-    return WarehouseFigures(dict(states), polls, failures, int(articles), int(copies), int(stories), runs)
+    return WarehouseFigures(
+        dict(states), polls, failures, int(articles), int(copies), int(stories), runs, filtered_by_rule(con)
+    )

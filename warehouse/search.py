@@ -25,8 +25,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from newsflow.errors import SearchQueryError
-from newsflow.text import ascii_fold
+from newsflow.query import SearchQuery, words_of
 from newsflow.warehouse.arrow import registered
 
 #: What the index reads of an article: its id, title and text.
@@ -36,20 +35,6 @@ _INDEXED_SCHEMA = pa.schema([("article_id", pa.string()), ("title", pa.string())
 K1 = 1.2
 B = 0.75
 SNIPPET_WORDS = 30
-
-
-@dataclass(frozen=True)
-class SearchQuery:
-    """What to look for: every word (stemmed in SQL), every phrase as written, no excluded word."""
-
-    words: tuple[str, ...]
-    phrases: tuple[str, ...] = ()
-    excluded: tuple[str, ...] = ()
-
-    @property
-    def required(self) -> tuple[str, ...]:
-        """Words an article must contain: the loose words and every phrase's words."""
-        return tuple(dict.fromkeys([*self.words, *(w for p in self.phrases for w in words_of(p))]))
 
 
 @dataclass(frozen=True)
@@ -66,40 +51,6 @@ class SearchHit:
     story_outlets: list[str] = field(default_factory=list)
     duplicate_of: str | None = None
     snippet: list[tuple[str, bool]] = field(default_factory=list)
-
-
-def words_of(text: str) -> list[str]:
-    """The index's words of ``text`` (lower case, no accents, ``a-z0-9`` runs), as the index splits them."""
-    return [w for w in re.split(r"[^a-z0-9]+", ascii_fold(text)) if w]
-
-
-#: A query's parts: ``-word``, a "quoted phrase" (``-`` before it excludes its words), or a bare word.
-_PART = re.compile(r'(-?)"([^"]*)"|(\S+)')
-
-
-def parse_query(text: str) -> SearchQuery:
-    """``anthropic amazon "web services" -aws``: words (all required), quoted phrases, ``-word`` excluded.
-    Only double quotes make phrases: an apostrophe (``don't``) is part of a word.
-
-    Raises:
-        SearchQueryError: an unclosed double quote, or nothing to search for.
-    """
-    if text.count('"') % 2:
-        raise SearchQueryError(f"search query {text!r}: No closing quotation mark (close the quoted phrase)")
-    words: list[str] = []
-    phrases: list[str] = []
-    excluded: list[str] = []
-    for minus, phrase, bare in _PART.findall(text):
-        if minus or (bare.startswith("-") and words_of(bare[1:])):
-            excluded.extend(words_of(bare[1:] if bare else phrase))
-        elif len(words_of(phrase)) > 1:
-            phrases.append(phrase)
-        else:
-            words.extend(words_of(bare or phrase))
-    query = SearchQuery(tuple(dict.fromkeys(words)), tuple(phrases), tuple(dict.fromkeys(excluded)))
-    if not query.required:
-        raise SearchQueryError(f"search query {text!r} has no words to look for (letters or digits)")
-    return query
 
 
 def folded(table: str) -> str:

@@ -5,6 +5,7 @@
 - :mod:`.browse`: stories, story, article, search
 - :mod:`.warehouse`: migrate, check, sql, export
 - :mod:`.feeds`: the feeds group
+- :mod:`.rules`: the rules group (filters, watches, alerts)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import click
 
-from newsflow.cli import browse, feeds, runs, serve, warehouse
+from newsflow.cli import browse, feeds, rules, runs, serve, warehouse
 from newsflow.cli.options import EXIT_ERROR
 from newsflow.cli.prefect_api import prefect_telemetry_off
 from newsflow.errors import NewsflowError
@@ -57,5 +58,6 @@ for command in (
     runs.load,
     runs.regroup,
     feeds.feeds,
+    rules.rules,
 ):
     main.add_command(command)

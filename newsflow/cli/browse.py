@@ -273,9 +273,10 @@ def search(
     """
     from newsflow.cli.display import render_hits, render_rows
     from newsflow.clock import utcnow
+    from newsflow.query import parse_query
     from newsflow.warehouse.lakehouse import Warehouse
     from newsflow.warehouse.query import unique_id
-    from newsflow.warehouse.search import marked, parse_query, search
+    from newsflow.warehouse.search import marked, search
 
     parsed = parse_query(query)
     settings = existing_warehouse(db)

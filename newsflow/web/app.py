@@ -91,7 +91,7 @@ def create_app(settings: Settings) -> Starlette:
         return page(request, "story.html", story=overview, members=members)
 
     def search(request: Request) -> Response:
-        from newsflow.warehouse.search import parse_query
+        from newsflow.query import parse_query
         from newsflow.warehouse.search import search as run_search
 
         text = request.query_params.get("q", "").strip()

@@ -38,6 +38,14 @@ class WarehouseCollector(Collector):
         yield GaugeMetricFamily("newsflow_articles", "Articles stored.", value=figures.articles)
         yield GaugeMetricFamily("newsflow_copies", "Stored articles marked as copies.", value=figures.copies)
         yield GaugeMetricFamily("newsflow_stories", "Stories.", value=figures.stories)
+        filtered = CounterMetricFamily(
+            "newsflow_filtered",
+            "Entries and articles a filter dropped, by rule and stage.",
+            labels=["rule", "stage"],
+        )
+        for (rule, stage), count in sorted(figures.filtered.items()):
+            filtered.add_metric([rule, stage], count)
+        yield filtered
         yield from _run_metrics(figures.runs)
 
 
