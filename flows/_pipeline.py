@@ -62,6 +62,9 @@ class ArticleCounts:
     duplicate_reasons: Counter[str] = field(default_factory=Counter)
     #: What filters dropped, by rule (entries before the fetch, articles after extraction).
     filtered: Counter[str] = field(default_factory=Counter)
+    #: Alerts decided by this run's stores, and what the delivery at its end did.
+    alerts: int = 0
+    alert_deliveries: dict[str, int] = field(default_factory=dict)
     #: reason -> {feed URL: articles} for the first URLS_PER_REASON feeds with that reason.
     fetch_error_feeds: dict[str, Counter[str]] = field(default_factory=dict)
     extraction_error_feeds: dict[str, Counter[str]] = field(default_factory=dict)
@@ -73,6 +76,7 @@ class ArticleCounts:
         self.stories_new += outcome.new_stories
         self.stories_joined += outcome.joined_stories
         self.filtered.update(outcome.filtered)
+        self.alerts += outcome.alerts
         self.add_extractions([a for a in articles if a.filtered_by is None])  # those were never fetched
 
     def add_extractions(self, articles: Sequence[Article]) -> None:

@@ -4,6 +4,7 @@ one (``load``, ``regroup``) does not import it."""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -15,7 +16,10 @@ from prefect.context import FlowRunContext
 
 from newsflow.net.http import close_shared_fetchers
 from newsflow.settings import Settings
+from newsflow.tasks.alerting import deliver_alerts
 from newsflow.tasks.storing import finish_run, start_run
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,7 +40,9 @@ class TrackedRun:
 
 
 class RunCounts(Protocol):
-    """What a run's row stores as its counts."""
+    """What a run's row stores as its counts (what the alert delivery at its end did among them)."""
+
+    alert_deliveries: dict[str, int]
 
     def as_dict(self) -> dict[str, Any]: ...
 
@@ -66,6 +72,7 @@ def tracked_run(
     error = None
     try:
         yield run
+        counts.alert_deliveries = _deliver_alerts(settings)
         run.status = "completed"
     except Exception as exc:
         run.status, error = "failed", f"{type(exc).__name__}: {exc}"
@@ -74,3 +81,13 @@ def tracked_run(
         close_shared_fetchers()
         run.timings["total_s"] = round(time.monotonic() - run._clock, 3)
         finish(settings, run.run_id, run.status, counts.as_dict(), run.timings, error)
+
+
+def _deliver_alerts(settings: Settings) -> dict[str, int]:
+    """Send the alerts that are due (this run's and earlier undelivered ones); a failure to do so is logged
+    and leaves them pending for the next run, never failing this one."""
+    try:
+        return deliver_alerts(settings).as_dict()
+    except Exception as exc:  # noqa: BLE001 - the run's articles are stored; alerts wait for the next run
+        logger.warning("alerts not delivered this run (they stay pending): %s: %s", type(exc).__name__, exc)
+        return {"delivered": 0, "failed": 0}

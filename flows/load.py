@@ -62,6 +62,9 @@ class LoadCounts:
     duplicates: Counter[str] = field(default_factory=Counter)
     new_stories: int = 0
     joined_stories: int = 0
+    filtered: Counter[str] = field(default_factory=Counter)
+    alerts: int = 0
+    alert_deliveries: dict[str, int] = field(default_factory=dict)
 
     def add(self, outcome: StoreOutcome) -> None:
         """Count one stored batch."""
@@ -70,6 +73,8 @@ class LoadCounts:
         self.duplicates.update(outcome.duplicates)
         self.new_stories += outcome.new_stories
         self.joined_stories += outcome.joined_stories
+        self.filtered.update(outcome.filtered)
+        self.alerts += outcome.alerts
 
     def as_dict(self) -> dict[str, Any]:
         return {k: dict(v) if isinstance(v, Counter) else v for k, v in self.__dict__.items()}

@@ -7,7 +7,7 @@ backfill), in one write transaction, recorded in ``runs`` as flow ``regroup``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,11 @@ class RegroupCounts:
     """A regroup's outcome, once it has one, as the run's counts."""
 
     outcome: RegroupOutcome | None = None
+    alert_deliveries: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self.outcome) if self.outcome is not None else {}
+        done = asdict(self.outcome) if self.outcome is not None else {}
+        return done | ({"alert_deliveries": self.alert_deliveries} if self.alert_deliveries else {})
 
 
 def regroup_period(settings: Settings, since: date, until: date) -> RegroupOutcome:

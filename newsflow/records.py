@@ -286,6 +286,8 @@ class StoreOutcome:
     joined_stories: int = 0
     #: What filters dropped, by rule name (entries before the fetch and articles after extraction).
     filtered: dict[str, int] = field(default_factory=dict)
+    #: Alerts this store decided (watches whose stories crossed their threshold).
+    alerts: int = 0
     #: Articles stored per checkpointed unit (``Checkpoint.key``).
     stored_by_unit: dict[tuple[str, str, str], int] = field(default_factory=dict)
 

@@ -91,6 +91,15 @@ class Settings(BaseSettings):
     raw_page_retention_days: int = Field(
         0, ge=0, description="raw pages older than this many days are pruned by maintenance; 0 keeps all"
     )
+    web_base_url: str | None = Field(
+        None,
+        description="the web page's public address, for links to stories in alerts (e.g. https://news.example)",
+    )
+    alert_retry_backoff: float = Field(
+        60.0,
+        ge=0,
+        description="seconds before an undelivered alert is tried again (doubled each try, at most 6 h)",
+    )
     future_tolerance: float = Field(
         600.0, ge=0, description="seconds a published date may lie in the future before clamping"
     )

@@ -57,11 +57,14 @@ def screen_entries(
 
 
 def record_filters(
-    con: duckdb.DuckDBPyConnection, articles: Sequence[Article], run_id: str | None, now: datetime
+    con: duckdb.DuckDBPyConnection,
+    rules: RuleSet,
+    articles: Sequence[Article],
+    run_id: str | None,
+    now: datetime,
 ) -> tuple[list[Article], Counter[str]]:
     """Drop the batch's articles a filter drops (their entries marked before the fetch, or the text rules
     now) and record them; returns the articles to store and how many each rule dropped."""
-    rules = rules_in_force(con)
     kept, dropped = [], []
     for article in articles:
         if article.filtered_by is not None:  # dropped before the fetch (even if the rules changed since)

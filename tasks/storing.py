@@ -34,7 +34,8 @@ from newsflow.settings import Settings
 from newsflow.stories import StoryArticle, neardup
 from newsflow.stories.batch import GroupingBatch, Replay, group
 from newsflow.stories.dedupe import article_id, guid_key, mark_exact_duplicates
-from newsflow.tasks.filtering import record_filters, screen_entries
+from newsflow.tasks.alerting import decide_feed_alerts, decide_watch_alerts, emit_events
+from newsflow.tasks.filtering import record_filters, rules_in_force, screen_entries
 from newsflow.tasks.schedule import next_schedule
 from newsflow.warehouse import articles as articles_table
 from newsflow.warehouse import backfills as backfills_table
@@ -112,7 +113,8 @@ def store(
     articles complete. Re-storing a batch adds nothing."""
     now = utcnow()
     with Warehouse.open(settings).write() as con:
-        articles, filtered = record_filters(con, articles, run_id, now)
+        rules = rules_in_force(con)
+        articles, filtered = record_filters(con, rules, articles, run_id, now)
         stored_ids = articles_table.existing_ids(con, [a.article_id for a in articles])
         stored = articles_table.matching_keys(
             con,
@@ -134,6 +136,8 @@ def store(
         inserted_ids = {a.article_id for a in new}
         counted = [(point, len(inserted_ids.intersection(point.article_ids))) for point in checkpoints]
         backfills_table.save_checkpoints(con, counted, now)
+        alerts = decide_watch_alerts(con, rules, inserted_ids, settings, run_id, now)
+    emit_events(alerts)  # after the commit: an event is never about an alert that did not happen
     by_unit: Counter[tuple[str, str, str]] = Counter()
     for point, number in counted:
         by_unit[point.key] += number
@@ -145,6 +149,7 @@ def store(
         joined_stories=grouped.joined,
         stored_by_unit=dict(by_unit),
         filtered=dict(filtered),
+        alerts=len(alerts),
     )
 
 
@@ -215,6 +220,8 @@ def store_polls(
     with Warehouse.open(settings).write() as con:
         runs_table.record_polls(con, run_id, polls, new_entries)
         feeds_table.update_feed_states(con, feed_updates, schedules)
+        alerts = decide_feed_alerts(con, rules_in_force(con), [p.feed_url for p in polls], run_id, now)
+    emit_events(alerts)
 
 
 @task(name="save-validators", cache_policy=NO_CACHE)

@@ -181,6 +181,30 @@ def search(
     ]  # fmt: skip
 
 
+def matching_articles(
+    con: duckdb.DuckDBPyConnection, query: SearchQuery, article_ids: Sequence[str]
+) -> set[str]:
+    """Those of ``article_ids`` that :func:`search` would find for ``query`` (every word, every phrase,
+    no excluded word), in the index as this session sees it (the store step's own articles included)."""
+    if not article_ids:
+        return set()
+    with_stemmer(con)
+    filters, values = _filters(query, None, None, None)
+    rows = con.execute(
+        f"""
+        WITH q AS (SELECT DISTINCT stem(unnest($words::VARCHAR[]), 'porter') AS term),
+        found AS (
+            SELECT article_id FROM search_terms
+            WHERE article_id IN (SELECT unnest($ids::VARCHAR[])) AND term IN (SELECT term FROM q)
+            GROUP BY article_id HAVING count(*) = (SELECT count(*) FROM q)
+        )
+        SELECT a.article_id FROM found JOIN articles a USING (article_id) WHERE true {filters}
+        """,
+        {"words": list(query.required), "ids": list(article_ids), **values},
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
 def _filters(
     query: SearchQuery, since: datetime | None, site: str | None, story_id: str | None
 ) -> tuple[str, dict[str, Any]]:

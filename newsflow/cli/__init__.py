@@ -5,7 +5,7 @@
 - :mod:`.browse`: stories, story, article, search
 - :mod:`.warehouse`: migrate, check, sql, export
 - :mod:`.feeds`: the feeds group
-- :mod:`.rules`: the rules group (filters, watches, alerts)
+- :mod:`.rules`: the rules group (filters, watches, alerts) and alerts
 """
 
 from __future__ import annotations
@@ -59,5 +59,6 @@ for command in (
     runs.regroup,
     feeds.feeds,
     rules.rules,
+    rules.alerts,
 ):
     main.add_command(command)

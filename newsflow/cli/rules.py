@@ -1,4 +1,5 @@
-"""`newsflow rules`: set, show, export and try out the rules (filters, watches, feed-health alerts)."""
+"""`newsflow rules`: set, show, export and try out the rules (filters, watches, feed-health alerts); and
+`newsflow alerts`: what they set off."""
 
 from __future__ import annotations
 
@@ -123,3 +124,30 @@ def _read(file: Path) -> str:
 
 def _counted(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('ch') else 's'}"
+
+
+@click.command()
+@click.option("--retry", is_flag=True, help="Send every pending delivery now (a failed one too), then list.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Alerts to list.")
+@db_option
+@format_option
+def alerts(retry: bool, limit: int, db: Path | None, fmt: str) -> None:
+    """The latest alerts of watches and feed-health rules, newest first, each with its deliveries' state
+    (pending with the next try and the last error, or delivered).
+
+    Example: newsflow alerts --retry
+    """
+    from newsflow.cli.display import render_rows
+    from newsflow.tasks.alerting import deliver_alerts
+    from newsflow.warehouse import alerts as alerts_table
+    from newsflow.warehouse.lakehouse import Warehouse
+
+    settings = existing_warehouse(db)
+    if retry:
+        report = deliver_alerts(settings, retry_now=True)
+        click.echo(f"delivered {report.delivered}, failed {report.failed}", err=fmt != "table")
+    with Warehouse.open(settings).read() as con:
+        rows = alerts_table.list_alerts(con, limit)
+    columns = ["created_at", "alert_id", "event", "rule", "subject", "outlets", "target", "state", "attempts",
+               "next_attempt_at", "last_error"]  # fmt: skip
+    click.echo(render_rows(columns, [tuple(row[c] for c in columns) for row in rows], fmt))

@@ -1,0 +1,227 @@
+"""Watches and alerts for real: a loopback site on five hosts (one per outlet) releases the Amazon-Anthropic
+coverage over three ingests, and a webhook receiver on loopback gets exactly one signed POST per watch when
+the story reaches its third outlet (one more for a watch that asks for follow-ups), none for a story under
+its threshold. Delivery survives a receiver that is down (sent once on the next run), two writers at once
+(one POST), and goes through Apprise too."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+
+from tests.conftest import REPO, shared
+from tests.feedbuild import Item, write_feed
+from tests.test_crash_safety import NEWSFLOW, environment
+from tests.test_load import _amazon_jsonl
+from tests.webhook_receiver import Receiver
+
+SECRET = "hook-secret-5e1f"
+#: The five outlets of the story in the order they are released, and one of another story.
+STORY = ["reuters", "readwrite", "slashdot", "cnet", "time"]
+OTHER = "sdtimes-alexa-llm-tools"
+
+
+def _rules(receiver: Receiver) -> str:
+    return dedent(f"""\
+        [[watch]]
+        name = "anthropic"
+        query = "anthropic amazon"
+        min_outlets = 3
+        webhook = "{receiver.url("/hook")}"
+        secret_env = "NEWSFLOW_WEBHOOK_SECRET"
+
+        [[watch]]
+        name = "anthropic-growth"
+        query = "anthropic"
+        min_outlets = 3
+        follow_ups = true
+        webhook = "{receiver.url("/growth")}"
+
+        [[watch]]
+        name = "alexa"
+        query = "alexa"
+        min_outlets = 2
+        webhook = "{receiver.url("/alexa")}"
+    """)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    running = Receiver()
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def outlets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A loopback site on 127.0.0.1 and 127.0.1.1-5 (one host per outlet) serving a folder at /news."""
+    folder = tmp_path_factory.mktemp("outlets")
+    command = [sys.executable, str(REPO / "tests" / "loopback_site.py"), "--mount", f"/news={folder}",
+               "--hosts", "5"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    base = process.stdout.readline().strip()
+    try:
+        yield base, folder
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _items() -> dict[str, dict[str, str]]:
+    path = shared("amazon-anthropic-2023-09-25/items.jsonl")
+    items = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        items[item["item_id"].removesuffix("-amazon-anthropic")] = item
+    return items
+
+
+def _release(base: str, folder: Path, names: list[str]) -> None:
+    """Publish ``names``' pages, each on its outlet's host, and a feed listing them."""
+    items, port = _items(), base.rsplit(":", 1)[1]
+    entries = []
+    for number, name in enumerate(names):
+        item = items[name]
+        text = re.sub(r"\s*(…|\.\.\.)?\s*\[\+\d+ chars\]$", "", item["text"])
+        paragraphs = "".join(f"<p>{p}</p>" for p in [item.get("description") or "", *text.split("\n")] if p)
+        (folder / f"{name}.html").write_text(
+            f"<html><head><title>{item['title']}</title>"
+            f'<meta property="og:site_name" content="{item["outlet"]}"></head>'
+            f"<body><article><h1>{item['title']}</h1>{paragraphs}</article></body></html>",
+            encoding="utf-8",
+        )
+        host = f"http://127.0.1.{1 + (STORY.index(name) if name in STORY else 4)}:{port}"
+        description = " ".join(p for p in (item.get("description"), text) if p)
+        entries.append(Item(item["title"], f"{host}/news/{name}.html", guid=name, description=description,
+                            pub_date=f"Mon, 25 Sep 2023 {10 + number:02d}:00:00 GMT"))  # fmt: skip
+    write_feed(folder / "feed.xml", "Tech news", entries)
+
+
+def _verify(post: object, secret: str) -> bool:
+    body, headers = post.body, post.headers  # type: ignore[attr-defined]
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(headers.get("X-Newsflow-Signature", ""), expected)
+
+
+def _newsflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([NEWSFLOW, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_one_signed_post_when_a_watched_story_reaches_its_third_outlet_over_three_ingests(
+    outlets: tuple[str, Path], receiver: Receiver, prefect_harness: str, tmp_path: Path
+) -> None:
+    base, folder = outlets
+    db, rules, feeds = tmp_path / "news.ducklake", tmp_path / "rules.toml", tmp_path / "feeds.toml"
+    rules.write_text(_rules(receiver))
+    feeds.write_text(f'[[feeds]]\nurl = "{base}/news/feed.xml"\n')
+    env = environment(prefect_harness) | {
+        "NEWSFLOW_WEBHOOK_SECRET": SECRET, "NEWSFLOW_ALERT_RETRY_BACKOFF": "0",
+        "NEWSFLOW_WEB_BASE_URL": "https://news.example/",
+    }  # fmt: skip
+    assert _newsflow(["rules", "set", str(rules), "--db", str(db)], env).returncode == 0
+    ingest = ["ingest", "--feeds", str(feeds), "--db", str(db), "--json"]
+    summaries = []
+    for released in ([*STORY[:2], OTHER], [*STORY[:3], OTHER], [*STORY, OTHER]):
+        _release(base, folder, released)
+        done = _newsflow(ingest, env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        summaries.append(json.loads(done.stdout))
+        if len(summaries) == 1:
+            assert receiver.received == [], "two outlets: under every threshold"
+    assert [s["alerts"] for s in summaries] == [0, 2, 1]
+    assert [s["alert_deliveries"] for s in summaries][1:] == [{"delivered": 2, "failed": 0},
+                                                              {"delivered": 1, "failed": 0}]  # fmt: skip
+    (hook,) = receiver.posts("/hook")  # once, however many outlets joined later
+    assert _verify(hook, SECRET) and hook.headers["X-Newsflow-Event"] == "newsflow.story.threshold"
+    body = hook.json()
+    assert body["alert_id"] == hook.headers["X-Newsflow-Delivery"]
+    assert body["watch"] == "anthropic" and body["outlet_count"] == 3
+    assert sorted(body["outlets"]) == ["ReadWrite", "Reuters", "Slashdot.org"]
+    assert {a["url"].rsplit("/", 1)[1] for a in body["articles"]} == {"reuters.html", "readwrite.html",
+                                                                      "slashdot.html"}  # fmt: skip
+    assert body["story_url"] == f"https://news.example/story/{body['story_id']}"
+    threshold, growth = receiver.posts("/growth")
+    assert "X-Newsflow-Signature" not in threshold.headers  # that watch names no secret
+    assert (threshold.json()["outlet_count"], growth.json()["outlet_count"]) == (3, 5)
+    assert growth.headers["X-Newsflow-Event"] == "newsflow.story.follow_up"
+    assert receiver.posts("/alexa") == []  # its story has one outlet
+    listed = json.loads(_newsflow(["alerts", "--db", str(db), "-f", "json"], env).stdout)
+    assert sorted((a["rule"], a["state"]) for a in listed) == [
+        ("anthropic", "delivered"), ("anthropic-growth", "delivered"), ("anthropic-growth", "delivered")
+    ]  # fmt: skip
+
+
+def test_an_alert_whose_receiver_is_down_is_sent_once_by_the_next_run(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    db, rules = tmp_path / "down.ducklake", tmp_path / "rules.toml"
+    rules.write_text(_rules(receiver))
+    env = {**os.environ, "NEWSFLOW_WEBHOOK_SECRET": SECRET, "NEWSFLOW_ALERT_RETRY_BACKOFF": "0"}
+    assert _newsflow(["rules", "set", str(rules), "--db", str(db)], env).returncode == 0
+    records = _amazon_jsonl(tmp_path / "amazon.jsonl")
+    lines = records.read_text().splitlines()
+    first, rest = tmp_path / "first.jsonl", tmp_path / "rest.jsonl"
+    first.write_text("\n".join(lines[:-1]) + "\n")
+    rest.write_text(lines[-1] + "\n")
+    receiver.stop()
+    loaded = json.loads(_newsflow(["load", str(first), "--db", str(db), "--json"], env).stdout)
+    assert loaded["alerts"] == 2 and loaded["alert_deliveries"] == {"delivered": 0, "failed": 2}
+    pending = json.loads(_newsflow(["alerts", "--db", str(db), "-f", "json"], env).stdout)
+    assert {a["state"] for a in pending} == {"pending"} and all(
+        "ConnectError" in a["last_error"] for a in pending
+    )
+    receiver.start()
+    again = json.loads(_newsflow(["load", str(rest), "--db", str(db), "--json"], env).stdout)
+    assert again["alerts"] == 0 and again["alert_deliveries"] == {"delivered": 2, "failed": 0}
+    assert len(receiver.posts("/hook")) == 1 and len(receiver.posts("/growth")) == 1
+    assert receiver.posts("/hook")[0].headers["X-Newsflow-Delivery"] in {a["alert_id"] for a in pending}
+    retried = _newsflow(["alerts", "--retry", "--db", str(db), "-f", "json"], env)
+    assert retried.returncode == 0 and "delivered 0, failed 0" in retried.stderr
+    assert len(receiver.received) == 2  # nothing is sent twice once acknowledged
+
+
+def test_two_loads_at_once_make_one_alert_and_one_post(receiver: Receiver, tmp_path: Path) -> None:
+    db, rules = tmp_path / "twice.ducklake", tmp_path / "rules.toml"
+    rules.write_text(_rules(receiver).replace('secret_env = "NEWSFLOW_WEBHOOK_SECRET"\n', ""))
+    env = {**os.environ, "NEWSFLOW_ALERT_RETRY_BACKOFF": "0"}
+    assert _newsflow(["rules", "set", str(rules), "--db", str(db)], env).returncode == 0
+    records = _amazon_jsonl(tmp_path / "amazon.jsonl")
+    command = [NEWSFLOW, "load", str(records), "--db", str(db), "--batch-size", "3", "--json"]
+    both = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [json.loads(p.communicate(timeout=180)[0]) for p in both]
+    assert sum(o["alerts"] for o in outs) == 2  # one per watch, decided by whichever stored the 3rd outlet
+    assert len(receiver.posts("/hook")) == 1 and len(receiver.posts("/growth")) == 1
+
+
+def test_apprise_urls_deliver_too(receiver: Receiver, tmp_path: Path) -> None:
+    db, rules = tmp_path / "apprise.ducklake", tmp_path / "rules.toml"
+    rules.write_text(
+        dedent(f"""\
+        [[watch]]
+        name = "anthropic"
+        query = "anthropic"
+        min_outlets = 3
+        notify = ["json://127.0.0.1:{receiver.port}/apprise"]
+    """)
+    )
+    env = {**os.environ, "NEWSFLOW_ALERT_RETRY_BACKOFF": "0"}
+    assert _newsflow(["rules", "set", str(rules), "--db", str(db)], env).returncode == 0
+    records = _amazon_jsonl(tmp_path / "a.jsonl")
+    loaded = json.loads(_newsflow(["load", str(records), "--db", str(db), "--json"], env).stdout)
+    assert loaded["alert_deliveries"] == {"delivered": 1, "failed": 0}
+    (note,) = receiver.posts("/apprise")
+    message = note.json()
+    assert message["title"].startswith("newsflow [anthropic]: ") and "5 outlets" in message["title"]
+    assert "Reuters" in message["message"]
