@@ -200,10 +200,15 @@ def _targets(delivery: RuleDelivery) -> tuple[str, ...]:
 
 def emit_events(alerts: Sequence[NewAlert]) -> None:
     """Each alert as a Prefect event (for automations), with the story or feed as its resource and the
-    watch or alert as a related resource. Without a Prefect API to send to, nothing happens."""
+    watch or alert as a related resource, sent to the Prefect API of ``PREFECT_API_URL`` (a flow run's;
+    without one, nothing is sent)."""
     if not alerts:
         return
     from prefect.events import emit_event
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        return  # no Prefect server to tell (`newsflow load` on its own): Prefect would start a temporary one
 
     for alert in alerts:
         kind, subject, name, role = (

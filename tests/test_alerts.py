@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from textwrap import dedent
@@ -225,3 +226,49 @@ def test_apprise_urls_deliver_too(receiver: Receiver, tmp_path: Path) -> None:
     message = note.json()
     assert message["title"].startswith("newsflow [anthropic]: ") and "5 outlets" in message["title"]
     assert "Reuters" in message["message"]
+
+
+AUTOMATION = """
+import sys
+from prefect.automations import Automation, EventTrigger, SendNotification
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+block = CustomWebhookNotificationBlock(
+    name="newsflow-threshold", url=sys.argv[1], json_data={"subject": "{{subject}}", "body": "{{body}}"}
+)
+block_id = block.save("newsflow-threshold", overwrite=True)
+Automation(
+    name="a newsflow story crossed a watch's threshold",
+    trigger=EventTrigger(expect={"newsflow.story.threshold"}, posture="Reactive", threshold=1),
+    actions=[SendNotification(block_document_id=block_id, subject="{{ event.resource.name }}",
+                              body="{{ event.payload.watch }}: {{ event.payload.outlet_count }} outlets")],
+).create()
+print("created")
+"""
+
+
+def test_a_prefect_automation_on_the_threshold_event_fires_once(receiver: Receiver, tmp_path: Path) -> None:
+    """The README's automation, on a real `prefect server start`: a webhook notification block fired by
+    the event a watch's alert emits."""
+    from tests.prefect_server import prefect_server, wait_until
+
+    home = tmp_path / "prefect-server"
+    home.mkdir()
+    with prefect_server(home) as env:
+        python = str(Path(sys.executable))
+        created = subprocess.run([python, "-c", AUTOMATION, receiver.url("/automation")], env=env,
+                                 capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert created.returncode == 0 and "created" in created.stdout, created.stderr[-3000:]
+        db, rules = tmp_path / "events.ducklake", tmp_path / "rules.toml"
+        rules.write_text('[[watch]]\nname = "anthropic"\nquery = "anthropic"\nmin_outlets = 3\n')
+        assert _newsflow(["rules", "set", str(rules), "--db", str(db)], env).returncode == 0
+        records = _amazon_jsonl(tmp_path / "amazon.jsonl")
+        loaded = _newsflow(["load", str(records), "--db", str(db), "--json"], env)
+        assert loaded.returncode == 0 and json.loads(loaded.stdout)["alerts"] == 1, loaded.stderr[-3000:]
+        wait_until(lambda: receiver.posts("/automation"), 60, "the automation's webhook")
+        again = _newsflow(["load", str(records), "--db", str(db), "--json"], env)  # nothing new: no event
+        assert json.loads(again.stdout)["alerts"] == 0
+        time.sleep(5)  # an automation that fired twice would have done so by now
+    (fired,) = receiver.posts("/automation")
+    assert fired.json() == {"subject": fired.json()["subject"], "body": "anthropic: 5 outlets"}
+    assert "Anthropic" in fired.json()["subject"]  # the story's headline, the event's resource name
