@@ -272,3 +272,52 @@ def test_a_prefect_automation_on_the_threshold_event_fires_once(receiver: Receiv
     (fired,) = receiver.posts("/automation")
     assert fired.json() == {"subject": fired.json()["subject"], "body": "anthropic: 5 outlets"}
     assert "Anthropic" in fired.json()["subject"]  # the story's headline, the event's resource name
+
+
+def test_the_river_and_each_watch_are_atom_feeds_that_update_as_a_story_grows(tmp_path: Path) -> None:
+    import urllib.error
+    import urllib.request
+
+    import feedparser
+
+    from tests.test_web import running_web
+
+    db, rules = tmp_path / "atom.ducklake", tmp_path / "rules.toml"
+    rules.write_text('[[watch]]\nname = "anthropic"\nquery = "anthropic"\nmin_outlets = 3\n')
+    assert _newsflow(["rules", "set", str(rules), "--db", str(db)], dict(os.environ)).returncode == 0
+    lines = _amazon_jsonl(tmp_path / "amazon.jsonl").read_text().splitlines()
+    first, rest = tmp_path / "first.jsonl", tmp_path / "rest.jsonl"
+    first.write_text("\n".join(lines[:7]) + "\n")  # up to the story's Reuters, ReadWrite, Slashdot: 3 outlets
+    rest.write_text("\n".join(lines[7:]) + "\n")
+    assert _newsflow(["load", str(first), "--db", str(db)], dict(os.environ)).returncode == 0
+
+    def feed(base: str, path: str) -> feedparser.FeedParserDict:
+        with urllib.request.urlopen(base + path, timeout=30) as response:
+            assert response.headers["Content-Type"].startswith("application/atom+xml")
+            parsed = feedparser.parse(response.read())
+        assert parsed.bozo == 0 and parsed.version == "atom10", parsed.get("bozo_exception")
+        return parsed
+
+    web = running_web(db)
+    base = next(web)
+    try:
+        before = {path: feed(base, path) for path in ("/feeds/stories.atom", "/watch/anthropic.atom")}
+        (story,) = [e for e in before["/watch/anthropic.atom"].entries]
+        assert story.title.endswith("(3 outlets)") and story.link == story.id
+        assert story.id in {e.id for e in before["/feeds/stories.atom"].entries}
+        time.sleep(1.1)  # a second later, so the story's update time moves on
+        assert _newsflow(["load", str(rest), "--db", str(db)], dict(os.environ)).returncode == 0
+        after = feed(base, "/watch/anthropic.atom")
+        grown = next(e for e in after.entries if e.id == story.id)  # the same entry, updated
+        assert grown.title.endswith("(5 outlets)") and grown.updated_parsed > story.updated_parsed
+        assert "Time" in grown.summary and "CNET" in grown.summary
+        with urllib.request.urlopen(base + "/watches", timeout=30) as page:
+            html = page.read().decode()
+        assert "anthropic" in html and grown.title.removesuffix(" (5 outlets)")[:40] in html.replace(
+            "&#39;", "'"
+        )
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(base + "/watch/nothing.atom", timeout=30)
+        assert missing.value.code == 404
+    finally:
+        web.close()

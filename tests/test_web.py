@@ -189,3 +189,31 @@ def test_metrics_after_an_ingest_equal_the_warehouse(
     assert samples[("newsflow_polls_total", (("status", "ok"),))] == polls == 3
     assert samples[("newsflow_runs_total", (("flow", "ingest"), ("status", "completed")))] == 1
     assert 0 <= samples[("newsflow_last_success_age_seconds", (("flow", "ingest"),))] < 300
+
+
+def test_the_watches_page_lists_each_watch_with_its_stories_and_feed(
+    hostile_lake: Path, web: str, page: object, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[[watch]]\nname = \"anthropic\"\nquery = 'anthropic \"4 billion\"'\nmin_outlets = 3\n"
+                     '[[watch]]\nname = "quiet"\nquery = "zeppelin"\nmin_outlets = 2\n')  # fmt: skip
+    done = subprocess.run([NEWSFLOW, "rules", "set", str(rules), "--db", str(hostile_lake)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    page.goto(web + "/")  # type: ignore[attr-defined]
+    page.locator("header a", has_text="Watches").click()  # type: ignore[attr-defined]
+    page.wait_for_url("**/watches")  # type: ignore[attr-defined]
+    sections = page.locator("main section")  # type: ignore[attr-defined]
+    assert sections.count() == 2
+    anthropic = sections.nth(0)
+    assert 'query anthropic "4 billion"' in anthropic.locator("div.meta").inner_text()
+    first = anthropic.locator("ul.members li a").first
+    assert "5 outlets" in anthropic.locator("ul.members li").first.inner_text()
+    assert "recorded only" in anthropic.locator("div.meta").inner_text()  # no webhook, no Apprise URL
+    assert sections.nth(1).locator("ul.members li").inner_text() == "No story matches yet."
+    feed_link = anthropic.locator("a", has_text="Atom feed")
+    assert feed_link.get_attribute("href") == "/watch/anthropic.atom"
+    screenshot(page, "watches", tmp_path)
+    first.click()
+    page.wait_for_url("**/story/*")  # type: ignore[attr-defined]
+    not_pwned(page)

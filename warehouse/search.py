@@ -182,25 +182,30 @@ def search(
 
 
 def matching_articles(
-    con: duckdb.DuckDBPyConnection, query: SearchQuery, article_ids: Sequence[str]
+    con: duckdb.DuckDBPyConnection, query: SearchQuery, article_ids: Sequence[str] | None = None
 ) -> set[str]:
-    """Those of ``article_ids`` that :func:`search` would find for ``query`` (every word, every phrase,
-    no excluded word), in the index as this session sees it (the store step's own articles included)."""
-    if not article_ids:
+    """The articles (of ``article_ids``, else all) that :func:`search` would find for ``query``: every
+    word, every phrase, no excluded word; in the index as this session sees it (a store step's own
+    articles included)."""
+    if article_ids is not None and not article_ids:
         return set()
     with_stemmer(con)
     filters, values = _filters(query, None, None, None)
+    among = "AND article_id IN (SELECT unnest($ids::VARCHAR[]))" if article_ids is not None else ""
     rows = con.execute(
         f"""
         WITH q AS (SELECT DISTINCT stem(unnest($words::VARCHAR[]), 'porter') AS term),
         found AS (
-            SELECT article_id FROM search_terms
-            WHERE article_id IN (SELECT unnest($ids::VARCHAR[])) AND term IN (SELECT term FROM q)
+            SELECT article_id FROM search_terms WHERE term IN (SELECT term FROM q) {among}
             GROUP BY article_id HAVING count(*) = (SELECT count(*) FROM q)
         )
         SELECT a.article_id FROM found JOIN articles a USING (article_id) WHERE true {filters}
         """,
-        {"words": list(query.required), "ids": list(article_ids), **values},
+        {
+            "words": list(query.required),
+            **({"ids": list(article_ids)} if article_ids is not None else {}),
+            **values,
+        },
     ).fetchall()
     return {row[0] for row in rows}
 

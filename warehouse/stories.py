@@ -29,6 +29,28 @@ def list_stories(
     return _dicts(cursor)
 
 
+def recent_stories(
+    con: duckdb.DuckDBPyConnection, *, limit: int, article_ids: Collection[str] | None = None
+) -> list[dict[str, Any]]:
+    """The stories that changed last (a new member, a new headline), newest first, with ``updated_at``;
+    with ``article_ids`` only the stories of those articles."""
+    among = ""
+    if article_ids is not None:
+        among = (
+            "WHERE o.story_id IN (SELECT story_id FROM articles WHERE article_id IN (SELECT unnest($ids)))"
+        )
+    cursor = con.execute(
+        f"""
+        SELECT o.story_id, o.articles, o.outlets, o.first_at, o.last_at, o.headline, o.sites, s.updated_at
+        FROM story_overview o JOIN stories s USING (story_id) {among}
+        ORDER BY s.updated_at DESC, o.story_id
+        LIMIT $limit
+        """,
+        {"limit": limit, **({"ids": list(article_ids)} if article_ids is not None else {})},
+    )
+    return _dicts(cursor)
+
+
 def newest_story(con: duckdb.DuckDBPyConnection) -> tuple[int, datetime | None]:
     """How many stories there are and the time of the latest article of any (None when there are none)."""
     count, newest = con.execute("SELECT count(*), max(last_at) FROM story_overview").fetchall()[0]

@@ -17,11 +17,29 @@ from starlette.templating import Jinja2Templates
 from newsflow.clock import parse_since
 from newsflow.errors import NewsflowError, NotFoundError
 from newsflow.settings import Settings
+from newsflow.tasks.filtering import rules_in_force
+from newsflow.web.atom import FEED_STORIES, stories_feed
 from newsflow.web.metrics import metrics_response
 
 #: Stories on the river, and the member articles shown under each.
 RIVER_STORIES = 30
 RIVER_MEMBERS = 8
+#: Latest matching stories listed under each watch on /watches.
+WATCH_STORIES = 5
+ATOM = "application/atom+xml; charset=utf-8"
+
+
+def watched(
+    con: Any, query_text: str, limit: int
+) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """The stories with an article matching a watch's query, the latest changed first, and their members."""
+    from newsflow.query import parse_query
+    from newsflow.warehouse import stories as stories_table
+    from newsflow.warehouse.search import matching_articles
+
+    matches = matching_articles(con, parse_query(query_text))
+    stories = stories_table.recent_stories(con, limit=limit, article_ids=matches) if matches else []
+    return stories, stories_table.members_of(con, [s["story_id"] for s in stories])
 
 
 def safe_href(url: str | None) -> str | None:
@@ -115,6 +133,41 @@ def create_app(settings: Settings) -> Starlette:
     def metrics(request: Request) -> Response:
         return metrics_response(warehouse)
 
+    def base_of(request: Request) -> str:
+        return (settings.web_base_url or str(request.base_url)).rstrip("/")
+
+    def river_feed(request: Request) -> Response:
+        from newsflow.warehouse import stories as stories_table
+
+        with warehouse.read() as con:
+            stories = stories_table.recent_stories(con, limit=FEED_STORIES)
+            members = stories_table.members_of(con, [s["story_id"] for s in stories])
+        document = stories_feed(
+            base_of(request), "/feeds/stories.atom", "newsflow: stories", stories, members
+        )
+        return Response(document, media_type=ATOM)
+
+    def watch_feed(request: Request) -> Response:
+        name = request.path_params["name"].removesuffix(".atom")
+        with warehouse.read() as con:
+            watch = next((w for w in rules_in_force(con).watches if w.name == name), None)
+            if watch is None:
+                return page(request, "error.html", 404, message=f"no watch named {name!r}")
+            stories, members = watched(con, watch.query, FEED_STORIES)
+        title = f"newsflow: {name} ({watch.query})"
+        document = stories_feed(base_of(request), f"/watch/{name}.atom", title, stories, members)
+        return Response(document, media_type=ATOM)
+
+    def watches(request: Request) -> Response:
+        from newsflow.rules.describe import delivery
+
+        with warehouse.read() as con:
+            found = [(w, *watched(con, w.query, WATCH_STORIES)) for w in rules_in_force(con).watches]
+        listed = [
+            {"watch": w, "delivery": delivery(w.delivery), "stories": stories} for w, stories, _ in found
+        ]
+        return page(request, "watches.html", watches=listed)
+
     async def unavailable(request: Request, exc: Exception) -> Response:
         return page(request, "error.html", 503, message=str(exc))  # e.g. no warehouse yet
 
@@ -125,6 +178,9 @@ def create_app(settings: Settings) -> Starlette:
             Route("/search", search),
             Route("/feeds", feeds),
             Route("/metrics", metrics),
+            Route("/watches", watches),
+            Route("/feeds/stories.atom", river_feed),
+            Route("/watch/{name}", watch_feed),
         ],
         exception_handlers={NewsflowError: unavailable},
     )
