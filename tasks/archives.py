@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -225,14 +225,21 @@ class _Units:
 def _new_pages(
     pages: list[FetchedPage], settings: Settings, counts: ArchiveCounts
 ) -> tuple[FetchedPage, ...]:
-    """``pages`` without those already stored or repeated (same id or URL)."""
+    """``pages`` without those already stored or repeated (same id or URL); a page whose entry a filter
+    drops goes on without its HTML (it is recorded as filtered, never extracted)."""
     if not pages:
         return ()
-    fresh = {p.article_id for p in unstored([page.planned for page in pages], settings, drop_known_urls=True)}
+    fresh = {
+        p.article_id: p for p in unstored([page.planned for page in pages], settings, drop_known_urls=True)
+    }
     kept: dict[str, FetchedPage] = {}
     for page in pages:
-        if page.planned.article_id in fresh:
-            kept.setdefault(page.planned.article_id, page)
+        planned = fresh.get(page.planned.article_id)
+        if planned is not None:
+            dropped = planned.filtered_by is not None
+            kept.setdefault(
+                planned.article_id, replace(page, planned=planned, html_zstd=None) if dropped else page
+            )
     counts.already_stored += len(pages) - len(kept)
     return tuple(kept.values())
 

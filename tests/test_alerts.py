@@ -20,7 +20,7 @@ from textwrap import dedent
 
 import pytest
 
-from tests.conftest import REPO, shared
+from tests.conftest import REPO, LoopbackSite, shared
 from tests.feedbuild import Item, write_feed
 from tests.test_crash_safety import NEWSFLOW, environment
 from tests.test_load import _amazon_jsonl
@@ -321,3 +321,55 @@ def test_the_river_and_each_watch_are_atom_feeds_that_update_as_a_story_grows(tm
         assert missing.value.code == 404
     finally:
         web.close()
+
+
+def test_a_failing_feed_is_alerted_once_per_failing_spell(
+    site: LoopbackSite, receiver: Receiver, prefect_harness: str, tmp_path: Path
+) -> None:
+    db, rules, feeds = tmp_path / "health.ducklake", tmp_path / "rules.toml", tmp_path / "feeds.toml"
+    rules.write_text(
+        f'[[alert]]\nname = "feed-health"\nfeed_failures = 2\nwebhook = "{receiver.url("/feeds")}"\n'
+    )
+    feeds.write_text(f'[[feeds]]\nurl = "{site.url("/_status/500")}"\n')
+    env = environment(prefect_harness) | {"NEWSFLOW_RETRIES": "0", "NEWSFLOW_ALERT_RETRY_BACKOFF": "0"}
+    assert _newsflow(["rules", "set", str(rules), "--db", str(db)], env).returncode == 0
+    posted = []
+    for _ in range(3):
+        done = _newsflow(["ingest", "--feeds", str(feeds), "--db", str(db), "--json"], env)
+        assert done.returncode == 0 and json.loads(done.stdout)["feeds_failed"] == 1, done.stderr[-3000:]
+        posted.append(len(receiver.posts("/feeds")))
+    assert posted == [0, 1, 1]  # at the second failure in a row, and not again while it keeps failing
+    (alert,) = receiver.posts("/feeds")
+    body = alert.json()
+    assert alert.headers["X-Newsflow-Event"] == "newsflow.feed.failing"
+    assert body["feed_url"] == site.url("/_status/500") and body["failed_polls_in_a_row"] == 2
+    assert body["last_success_at"] is None and "500" in body["last_error"]
+
+
+def test_rules_test_shows_what_each_filter_would_drop_and_changes_nothing(tmp_path: Path) -> None:
+    db, rules = tmp_path / "tryout.ducklake", tmp_path / "rules.toml"
+    env = dict(os.environ)
+    assert _newsflow(["load", str(_amazon_jsonl(tmp_path / "a.jsonl")), "--db", str(db)], env).returncode == 0
+    rules.write_text(
+        dedent("""\
+        [[filter]]
+        name = "no-deals"
+        title = '(?i)\\bdeal\\b'
+
+        [[filter]]
+        name = "english"
+        action = "keep"
+        language = ["en"]
+    """)
+    )
+    tried = _newsflow(["rules", "test", str(rules), "--db", str(db), "-f", "json"], env)
+    assert tried.returncode == 0, tried.stderr
+    rows = {row["filter"]: row for row in json.loads(tried.stdout)}
+    assert (rows["no-deals"]["matches"], rows["no-deals"]["would drop"]) == (2, 2)
+    assert rows["(no keep rule)"]["would drop"] == 1  # heise's German report
+    assert rows["(no keep rule)"]["examples"] == ["Microsoft-Produktchef auf dem Sprung zu Amazon"]
+    table = _newsflow(["rules", "test", str(rules), "--db", str(db)], env)
+    assert table.stdout.rstrip().endswith("12 articles: 9 kept, 3 dropped")
+    counted = _newsflow(["sql", "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM filtered),"
+                         " (SELECT count(*) FROM rule_sets)", "--db", str(db), "-f", "csv"], env)  # fmt: skip
+    assert counted.stdout.splitlines()[1] == "12,0,0"  # nothing stored, dropped or set
