@@ -214,10 +214,10 @@ def test_apprise_urls_deliver_too(receiver: Receiver, tmp_path: Path) -> None:
         name = "anthropic"
         query = "anthropic"
         min_outlets = 3
-        notify = ["json://127.0.0.1:{receiver.port}/apprise"]
+        notify = ["json://127.0.0.1:${{RECEIVER_PORT}}/apprise"]
     """)
-    )
-    env = {**os.environ, "NEWSFLOW_ALERT_RETRY_BACKOFF": "0"}
+    )  # the variable stands for a token that should not sit in the rules
+    env = {**os.environ, "NEWSFLOW_ALERT_RETRY_BACKOFF": "0", "RECEIVER_PORT": str(receiver.port)}
     assert _newsflow(["rules", "set", str(rules), "--db", str(db)], env).returncode == 0
     records = _amazon_jsonl(tmp_path / "a.jsonl")
     loaded = json.loads(_newsflow(["load", str(records), "--db", str(db), "--json"], env).stdout)

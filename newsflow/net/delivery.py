@@ -4,7 +4,9 @@ The webhook is a ``POST`` of the alert's JSON body, byte for byte the same on ev
 ``X-Newsflow-Event`` (the event's name), ``X-Newsflow-Delivery`` (the alert's id: the same on a retry, so a
 receiver can drop a repeat) and, when the rule names a secret's variable, ``X-Newsflow-Signature:
 sha256=<hex HMAC-SHA256 of the body>``. Webhook and Apprise URLs come from the rules a user set, so they
-may point at the user's own network (the fetch policy for feeds does not apply).
+may point at the user's own network (the fetch policy for feeds does not apply). A ``${NAME}`` in either is
+replaced by that environment variable when sending, so tokens need not sit in the rules (which the
+warehouse keeps).
 """
 
 from __future__ import annotations
@@ -13,12 +15,34 @@ import hashlib
 import hmac
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 USER_AGENT = "newsflow-alerts"
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class MissingVariableError(LookupError):
+    """A ``${NAME}`` of a URL names a variable that is not set."""
+
+
+def expanded(url: str) -> str:
+    """``url`` with each ``${NAME}`` replaced by the environment variable NAME.
+
+    Raises:
+        MissingVariableError: a named variable is not set (the message names it, never a value).
+    """
+
+    def value(match: re.Match[str]) -> str:
+        found = os.environ.get(match.group(1))
+        if found is None:
+            raise MissingVariableError(f"{match.group(1)} is not set")
+        return found
+
+    return _VARIABLE.sub(value, url)
 
 
 @dataclass(frozen=True)
@@ -53,9 +77,13 @@ def send_webhook(target: DeliveryTarget, url: str, secret_env: str | None) -> st
         headers["X-Newsflow-Signature"] = signature(secret, body)
     timeout = httpx.Timeout(target.total_timeout, connect=target.connect_timeout)
     try:
-        response = httpx.post(url, content=body, headers=headers, timeout=timeout, follow_redirects=False)
+        response = httpx.post(
+            expanded(url), content=body, headers=headers, timeout=timeout, follow_redirects=False
+        )
+    except MissingVariableError as exc:
+        return f"{url}: {exc}"
     except httpx.HTTPError as exc:
-        return f"{url}: {type(exc).__name__}: {exc}"[:300]
+        return f"{url}: {type(exc).__name__}"  # the URL as written: its ${...} stay unexpanded
     if 200 <= response.status_code < 300:
         return None
     return f"{url} answered HTTP {response.status_code}"
@@ -68,7 +96,11 @@ def send_apprise(target: DeliveryTarget, url: str) -> str | None:
 
     scheme = url.split("://", 1)[0]
     notifier = apprise.Apprise()
-    if not notifier.add(url):
+    try:
+        full = expanded(url)
+    except MissingVariableError as exc:
+        return f"{scheme}://...: {exc}"
+    if not notifier.add(full):
         return f"Apprise does not understand the {scheme}:// URL"
     payload = json.loads(target.body)
     if not notifier.notify(title=_title(payload), body=_text(payload)):
