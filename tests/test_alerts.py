@@ -209,12 +209,12 @@ def test_two_loads_at_once_make_one_alert_and_one_post(receiver: Receiver, tmp_p
 def test_apprise_urls_deliver_too(receiver: Receiver, tmp_path: Path) -> None:
     db, rules = tmp_path / "apprise.ducklake", tmp_path / "rules.toml"
     rules.write_text(
-        dedent(f"""\
+        dedent("""\
         [[watch]]
         name = "anthropic"
         query = "anthropic"
         min_outlets = 3
-        notify = ["json://127.0.0.1:${{RECEIVER_PORT}}/apprise"]
+        notify = ["json://127.0.0.1:${RECEIVER_PORT}/apprise"]
     """)
     )  # the variable stands for a token that should not sit in the rules
     env = {**os.environ, "NEWSFLOW_ALERT_RETRY_BACKOFF": "0", "RECEIVER_PORT": str(receiver.port)}
