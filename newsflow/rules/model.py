@@ -283,7 +283,7 @@ class _TableAt:
         try:
             return re.compile(value)
         except re.error as exc:
-            self.fail(key, f"{key} = {value!r} does not compile: {exc}")
+            self.fail(key, f"{key} = '{value}' does not compile: {exc}")  # as written, no escapes doubled
             raise  # unreachable: fail raises
 
     def strings(self, item: dict[str, Any], key: str) -> tuple[str, ...]:
