@@ -253,6 +253,7 @@ def backfill_summary(summary: dict[str, Any], warehouse: str) -> str:
     )
     if summary.get("batches_failed"):
         lines.append(f"batches   failed {summary['batches_failed']} (their units are read again next run)")
+    lines += alert_lines(summary)
     lines += _reasons(summary, (("discovery problems", "discovery_errors"), *_ARTICLE_REASONS))
     lines.append(f"run {summary['run_id']} took {summary.get('timings', {}).get('total_s', 0):.1f} s")
     lines.append(f"warehouse {warehouse}")
@@ -293,10 +294,23 @@ def archive_lines(archive: str, counts: dict[str, Any]) -> list[str]:
 
 
 _ARTICLE_REASONS = (
+    ("filtered by rule", "filtered"),
     ("page fetch failures", "fetch_errors"),
     ("extraction failures", "extraction_errors"),
     ("duplicates by reason", "duplicate_reasons"),
 )
+
+
+def alert_lines(summary: dict[str, Any]) -> list[str]:
+    """One line on the alerts a run decided and delivered, when it had any."""
+    sent = summary.get("alert_deliveries") or {}
+    if not (summary.get("alerts") or sent.get("delivered") or sent.get("failed")):
+        return []
+    failed = sent.get("failed", 0)
+    return [
+        f"alerts   decided {summary.get('alerts', 0)}, delivered {sent.get('delivered', 0)}, failed {failed}"
+        + (" (retried by the next run; newsflow alerts shows why)" if failed else "")
+    ]
 
 
 def _reasons(summary: dict[str, Any], sections: Sequence[tuple[str, str]]) -> list[str]:
@@ -332,6 +346,7 @@ def summary_table(summary: dict[str, Any], warehouse: str) -> str:
     ]
     if summary.get("batches_failed"):
         lines.append(f"batches  failed {summary['batches_failed']} (their entries are retried next run)")
+    lines += alert_lines(summary)
     lines += _reasons(summary, (("feed failures", "feed_errors"), *_ARTICLE_REASONS))
     timings = summary.get("timings", {})
     lines.append(f"run {summary['run_id']} took {timings.get('total_s', 0):.1f} s")

@@ -242,19 +242,23 @@ def load(file: Path, db: Path | None, batch_size: int | None, as_json: bool) -> 
         click.echo(f"{file}:{bad.line}: {bad.reason}", err=True)
 
     summary = load_file(file, settings, on_bad_line=report_bad)
-    from newsflow.cli.display import render_json
+    from newsflow.cli.display import alert_lines, render_json
 
     if as_json:
         click.echo(render_json(summary))
     else:
         duplicates = summary["duplicates"]
         near = duplicates.get("near_duplicate", 0)
+        filtered = summary["filtered"]
         click.echo(
             f"lines    {summary['lines']}: stored {summary['articles_stored']}, already stored "
-            f"{summary['already_stored']}, bad {summary['bad_lines']}\n"
-            f"copies   exact duplicates {sum(duplicates.values()) - near}, near-duplicates {near}\n"
+            f"{summary['already_stored']}, bad {summary['bad_lines']}"
+            + (f", filtered {sum(filtered.values())}" if filtered else "")
+            + f"\ncopies   exact duplicates {sum(duplicates.values()) - near}, near-duplicates {near}\n"
             f"stories  new {summary['new_stories']}, joined an existing story {summary['joined_stories']}"
         )
+        for line in alert_lines(summary):
+            click.echo(line)
     if summary["bad_lines"]:
         click.echo(
             f"Error: {summary['bad_lines']} of {summary['lines']} lines were not loaded (see above)", err=True
