@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -201,12 +202,23 @@ def test_maintenance_compacts_small_files_and_keeps_every_row(prefect_harness: s
     with reader(db) as con:
         before = con.execute("SELECT article_id, story_id, text FROM articles ORDER BY 1").fetchall()
         first_version = con.execute("SELECT min(snapshot_id) FROM lake.snapshots()").fetchall()[0][0]
+    # Files nothing references, as a writer killed between upload and commit leaves them: one old enough
+    # to be an orphan, one young enough to be another machine's write in progress.
+    folder = Path(f"{db}.files") / "main" / "articles"
+    old, young = folder / "ducklake-killed-writer.parquet", folder / "ducklake-in-progress.parquet"
+    for planted in (old, young):
+        planted.write_bytes(b"PAR1")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    checked = subprocess.run([NEWSFLOW, "check", "--db", str(db), "--json"], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr  # orphans alone do not fail the check
+    assert json.loads(checked.stdout)["orphans"] == [str(old)]
     # the session's Prefect API: a temporary one per process can time out starting on a loaded machine
     env = {**environment(prefect_harness), "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
     done = subprocess.run([NEWSFLOW, "maintenance", "--db", str(db), "--snapshot-retention-days", "0"],
                           env=env, capture_output=True, text=True, timeout=180)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)
+    assert summary["orphans_deleted"] == 1 and not old.exists() and young.exists()
     assert summary["files_after"] < summary["files_before"]
     with reader(db) as con:  # bounded: at this size one file per table, updated tables included
         tables = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake'").fetchall()[
@@ -222,3 +234,17 @@ def test_maintenance_compacts_small_files_and_keeps_every_row(prefect_harness: s
         assert integrity_check(con) == []
         with pytest.raises(Exception, match="snapshot"):  # expired: time travel no longer reaches it
             con.execute(f"SELECT count(*) FROM articles AT (VERSION => {int(first_version)})").fetchall()
+
+
+def test_check_names_a_data_file_the_catalog_needs_that_is_gone(tmp_path: Path) -> None:
+    db = tmp_path / "gone.ducklake"
+    source = _amazon_jsonl(tmp_path / "amazon.jsonl")
+    loaded = subprocess.run([NEWSFLOW, "load", str(source), "--db", str(db)], capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    clean = subprocess.run([NEWSFLOW, "check", "--db", str(db)], capture_output=True, text=True)
+    assert clean.returncode == 0 and clean.stdout.startswith("rules: 23 checked, clean\n"), clean.stdout
+    victim = sorted((Path(f"{db}.files") / "main" / "stories").glob("*.parquet"))[0]
+    victim.rename(tmp_path / victim.name)
+    broken = subprocess.run([NEWSFLOW, "check", "--db", str(db)], capture_output=True, text=True)
+    assert broken.returncode == 1 and f"  missing: {victim}" in broken.stdout.splitlines()
+    assert broken.stderr == f"Error: the lake at {db} has 0 broken rules and 1 missing data files\n"
