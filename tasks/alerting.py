@@ -23,14 +23,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from newsflow.clock import utcnow
 from newsflow.net.delivery import DeliveryTarget, send_apprise, send_webhook
 from newsflow.query import parse_query
-from newsflow.rules.model import Delivery as RuleDelivery
-from newsflow.rules.model import FeedHealthAlert, RuleSet, Watch
+from newsflow.rules.model import Delivery, FeedHealthAlert, RuleSet, Watch
 from newsflow.settings import Settings
 from newsflow.tasks.filtering import rules_in_force
 from newsflow.warehouse import alerts as alerts_table
@@ -190,7 +187,7 @@ def _feed_payload(rule: FeedHealthAlert, feed: dict[str, Any], key: str, now: da
     }  # fmt: skip
 
 
-def _targets(delivery: RuleDelivery) -> tuple[str, ...]:
+def _targets(delivery: Delivery) -> tuple[str, ...]:
     webhook = ("webhook",) if delivery.webhook else ()
     return webhook + tuple(f"notify:{n}" for n in range(len(delivery.notify)))
 
@@ -230,12 +227,6 @@ def emit_events(alerts: Sequence[NewAlert]) -> None:
             )
 
 
-@task(name="deliver-alerts", cache_policy=NO_CACHE)
-def deliver_alerts_task(settings: Settings) -> dict[str, int]:
-    """Prefect task: :func:`deliver_alerts`."""
-    return deliver_alerts(settings).as_dict()
-
-
 def deliver_alerts(settings: Settings, *, retry_now: bool = False) -> DeliveryReport:
     """Send the deliveries that are due (every pending one with ``retry_now``); each one taken by this
     sender alone, its outcome recorded: delivered, or due again after a backoff."""
@@ -259,7 +250,7 @@ def deliver_alerts(settings: Settings, *, retry_now: bool = False) -> DeliveryRe
     return DeliveryReport(len(outcomes) - len(failed), len(failed))
 
 
-def _send(delivery: alerts_table.Delivery, rules: RuleSet, settings: Settings) -> str | None:
+def _send(delivery: alerts_table.DueDelivery, rules: RuleSet, settings: Settings) -> str | None:
     """Send one delivery; None when the receiver acknowledged it, else why not."""
     places = {watch.name: watch.delivery for watch in rules.watches}
     places |= {alert.name: alert.delivery for alert in rules.alerts}

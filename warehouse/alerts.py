@@ -50,7 +50,7 @@ class NewAlert:
 
 
 @dataclass(frozen=True)
-class Delivery:
+class DueDelivery:
     """A delivery to make: the alert's rule and event, the target, the body, how many tries so far."""
 
     alert_id: str
@@ -171,7 +171,7 @@ def add_alerts(
 
 def claim_due(
     con: duckdb.DuckDBPyConnection, now: datetime, hold: timedelta, *, retry_now: bool = False
-) -> list[Delivery]:
+) -> list[DueDelivery]:
     """Take the pending deliveries that are due (all pending ones with ``retry_now``) and not held by
     another sender: each is held until ``now + hold``. Call in a write session."""
     rows = con.execute(
@@ -188,11 +188,15 @@ def claim_due(
             " WHERE state = 'pending' AND alert_id || ' ' || target IN (SELECT unnest($keys::VARCHAR[]))",
             {"until": now + hold, "now": now, "keys": [f"{r[0]} {r[1]}" for r in rows]},
         )
-    return [Delivery(*row) for row in rows]
+    return [DueDelivery(*row) for row in rows]
 
 
 def finish_delivery(
-    con: duckdb.DuckDBPyConnection, delivery: Delivery, error: str | None, now: datetime, retry_at: datetime
+    con: duckdb.DuckDBPyConnection,
+    delivery: DueDelivery,
+    error: str | None,
+    now: datetime,
+    retry_at: datetime,
 ) -> None:
     """Record one attempt: delivered (``error`` None), else pending again from ``retry_at``."""
     if error is None:
