@@ -193,17 +193,31 @@ def test_an_alert_whose_receiver_is_down_is_sent_once_by_the_next_run(
     assert len(receiver.received) == 2  # nothing is sent twice once acknowledged
 
 
-def test_two_loads_at_once_make_one_alert_and_one_post(receiver: Receiver, tmp_path: Path) -> None:
+def test_two_ingests_at_once_make_one_alert_and_one_post(
+    outlets: tuple[str, Path], receiver: Receiver, prefect_harness: str, tmp_path: Path
+) -> None:
+    """Two ingest processes of two feeds listing the same coverage, at once: whichever stores the third
+    outlet decides the alert, once; both deliver at their end, and the receiver gets one POST."""
+    base, folder = outlets
+    _release(base, folder, [*STORY, OTHER])
+    (folder / "feed2.xml").write_text((folder / "feed.xml").read_text().replace("Tech news", "Mirror"))
     db, rules = tmp_path / "twice.ducklake", tmp_path / "rules.toml"
-    rules.write_text(_rules(receiver).replace('secret_env = "NEWSFLOW_WEBHOOK_SECRET"\n', ""))
-    env = {**os.environ, "NEWSFLOW_ALERT_RETRY_BACKOFF": "0"}
+    rules.write_text(f'[[watch]]\nname = "anthropic"\nquery = "anthropic amazon"\nmin_outlets = 3\n'
+                     f'webhook = "{receiver.url("/hook")}"\n')  # fmt: skip
+    env = environment(prefect_harness) | {"NEWSFLOW_ALERT_RETRY_BACKOFF": "0"}
     assert _newsflow(["rules", "set", str(rules), "--db", str(db)], env).returncode == 0
-    records = _amazon_jsonl(tmp_path / "amazon.jsonl")
-    command = [NEWSFLOW, "load", str(records), "--db", str(db), "--batch-size", "3", "--json"]
-    both = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    outs = [json.loads(p.communicate(timeout=180)[0]) for p in both]
-    assert sum(o["alerts"] for o in outs) == 2  # one per watch, decided by whichever stored the 3rd outlet
-    assert len(receiver.posts("/hook")) == 1 and len(receiver.posts("/growth")) == 1
+    commands = []
+    for name in ("feed", "feed2"):
+        feeds = tmp_path / f"{name}.toml"
+        feeds.write_text(f'[[feeds]]\nurl = "{base}/news/{name}.xml"\n')
+        commands.append([NEWSFLOW, "ingest", "--feeds", str(feeds), "--db", str(db), "--batch-size", "2",
+                         "--json"])  # fmt: skip
+    both = [subprocess.Popen(c, env=env, cwd=REPO, stdout=subprocess.PIPE, text=True) for c in commands]
+    outs = [json.loads(p.communicate(timeout=300)[0]) for p in both]
+    assert [o["status"] for o in outs] == ["completed", "completed"]
+    assert sum(o["alerts"] for o in outs) == 1  # decided by whichever stored the story's third outlet
+    assert sum(o["alert_deliveries"]["delivered"] for o in outs) == 1
+    assert len(receiver.posts("/hook")) == 1
 
 
 def test_apprise_urls_deliver_too(receiver: Receiver, tmp_path: Path) -> None:

@@ -211,7 +211,8 @@ def test_stories_and_story_commands_show_the_story(amazon_db: Path) -> None:
     assert len(stories) == 8 and stories[0]["articles"] == 5 and stories[0]["outlets"] == 5
     assert stories[0]["sites"] == ["CNET", "ReadWrite", "Reuters", "Slashdot.org", "Time"]
     assert "Anthropic" in stories[0]["headline"]
-    wide = runner.invoke(main, ["stories", "--since", "all", "--min-outlets", "2", "--db", str(amazon_db)])
+    wide = runner.invoke(main, ["stories", "--since", "all", "--min-outlets", "2", "--db", str(amazon_db)],
+                         env={"COLUMNS": "200"})  # fmt: skip
     assert wide.stdout.rstrip().endswith("(1 row)")
     recent = runner.invoke(main, ["stories", "--db", str(amazon_db), "-f", "csv"])  # default: last 24 h
     assert recent.stdout.splitlines() == ["story_id,articles,outlets,first_at,last_at,headline,sites"]
