@@ -31,7 +31,8 @@ class RegroupCounts:
 
     def as_dict(self) -> dict[str, Any]:
         done = asdict(self.outcome) if self.outcome is not None else {}
-        return done | ({"alert_deliveries": self.alert_deliveries} if self.alert_deliveries else {})
+        sent = self.alert_deliveries
+        return done | ({"alert_deliveries": sent} if any(sent.values()) else {})
 
 
 def regroup_period(settings: Settings, since: date, until: date) -> RegroupOutcome:

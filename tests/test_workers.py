@@ -1,6 +1,7 @@
 """Several machines, simulated for real: a PostgreSQL catalog, a `prefect server start`, and two Prefect
 process workers, each in its own PID namespace, home and working directory (a "machine"), running the
-repo's `ingest` deployment for different feed groups into one lake while a notebook-style reader queries.
+repo's `ingest` deployment for different feed groups into one lake (its data in a SeaweedFS bucket) while a
+notebook-style reader queries.
 
 One machine is killed with SIGKILL mid-run (its worker, flow run and extraction processes all go at once):
 the other finishes, a rerun on the survivor completes the killed machine's feeds, nothing is lost or
@@ -21,7 +22,7 @@ from uuid import UUID
 import pytest
 
 from tests.conftest import REPO, LoopbackSite
-from tests.object_store import BUCKET
+from tests.object_store import BUCKET, weed_binary
 from tests.postgres import PostgresServer
 from tests.prefect_server import BIN, prefect_server, stop, wait_until
 from tests.test_crash_safety import FEEDS, PAGES_PER_FEED, served_feeds
@@ -106,13 +107,15 @@ def prefect(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-@pytest.fixture(params=["shared folder", "s3"])
+@pytest.fixture
 def lake_data(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, str]:
-    """Where the machines keep the lake's data: a folder they share, or a bucket of a real S3-compatible
-    server (then the AWS variables too, which this process also needs to read the lake back)."""
-    if request.param == "shared folder":
+    """Where the machines keep the lake's data: a bucket of a real S3-compatible server, the production
+    layout (then the AWS variables too, which this process also needs to read the lake back); a folder
+    they share where SeaweedFS is not installed. (A shared folder with a Postgres catalog is tested in
+    tests/test_lakehouse.py; running this test on both doubled its two minutes.)"""
+    if weed_binary() is None:
         return {"NEWSFLOW_DATA_PATH": str(tmp_path / "shared-lake")}
     store = request.getfixturevalue("store")
     for name, value in store.env().items():
