@@ -31,6 +31,7 @@ from newsflow.rules.model import Delivery, FeedHealthAlert, RuleSet, Watch
 from newsflow.settings import Settings
 from newsflow.tasks.filtering import rules_in_force
 from newsflow.warehouse import alerts as alerts_table
+from newsflow.warehouse import grouping as grouping_table
 from newsflow.warehouse.alerts import NewAlert, WatchedStory
 from newsflow.warehouse.lakehouse import Warehouse
 
@@ -80,7 +81,7 @@ def decide_watch_alerts(
     the caller's transaction. Returns those that are new."""
     if not rules.watches or not new_article_ids:
         return []
-    touched = alerts_table.story_ids_of(con, new_article_ids)
+    touched = set(grouping_table.stories_of(con, new_article_ids).values())
     decided: list[NewAlert] = []
     for watch in rules.watches:
         stories = alerts_table.watched_stories(con, touched, parse_query(watch.query))
@@ -103,12 +104,13 @@ def _story_alerts(
     outlets = len(story.sites)
     targets = _targets(watch.delivery)
     if watch.min_outlets == 0:
-        return [
-            NewAlert(alert_id("article", watch.name, article), ARTICLE_MATCH, watch.name,
-                     _story_payload(ARTICLE_MATCH, watch, story, settings, now, only=article), targets,
-                     story.story_id, article, outlets=outlets)
-            for article in sorted(story.matching & new_ids)
-        ]  # fmt: skip
+        alerts = []
+        for article in sorted(story.matching & new_ids):
+            key = alert_id("article", watch.name, article)
+            payload = _story_payload(key, ARTICLE_MATCH, watch, story, settings, now, only=article)
+            alerts.append(NewAlert(key, ARTICLE_MATCH, watch.name, payload, targets, story.story_id, article,
+                                   outlets=outlets))  # fmt: skip
+        return alerts
     if outlets < watch.min_outlets:
         return []
     if alerted is None:
@@ -117,19 +119,22 @@ def _story_alerts(
         key, event = alert_id("story", watch.name, story.story_id, str(outlets)), FOLLOW_UP
     else:
         return []
-    payload = _story_payload(event, watch, story, settings, now)
-    return [
-        NewAlert(
-            key, event, watch.name, payload | {"alert_id": key}, targets, story.story_id, outlets=outlets
-        )
-    ]
+    payload = _story_payload(key, event, watch, story, settings, now)
+    return [NewAlert(key, event, watch.name, payload, targets, story.story_id, outlets=outlets)]
 
 
 def _story_payload(
-    event: str, watch: Watch, story: WatchedStory, settings: Settings, now: datetime, only: str | None = None
+    key: str,
+    event: str,
+    watch: Watch,
+    story: WatchedStory,
+    settings: Settings,
+    now: datetime,
+    only: str | None = None,
 ) -> dict[str, Any]:
     articles = [a for a in story.articles if only is None or a["article_id"] == only][:ARTICLES_PER_ALERT]
     payload: dict[str, Any] = {
+        "alert_id": key,
         "event": event,
         "watch": watch.name,
         "query": watch.query,
@@ -150,8 +155,6 @@ def _story_payload(
     }
     if settings.web_base_url:
         payload["story_url"] = f"{settings.web_base_url.rstrip('/')}/story/{story.story_id}"
-    if only is not None:
-        payload["alert_id"] = alert_id("article", watch.name, only)
     return payload
 
 

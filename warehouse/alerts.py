@@ -61,18 +61,6 @@ class DueDelivery:
     attempts: int
 
 
-def story_ids_of(con: duckdb.DuckDBPyConnection, article_ids: Collection[str]) -> set[str]:
-    """The stories these stored articles belong to."""
-    if not article_ids:
-        return set()
-    rows = con.execute(
-        "SELECT DISTINCT story_id FROM articles WHERE story_id IS NOT NULL"
-        " AND article_id IN (SELECT unnest($ids::VARCHAR[]))",
-        {"ids": list(article_ids)},
-    ).fetchall()
-    return {row[0] for row in rows}
-
-
 def watched_stories(
     con: duckdb.DuckDBPyConnection, story_ids: Collection[str], query: SearchQuery
 ) -> list[WatchedStory]:
