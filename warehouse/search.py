@@ -101,12 +101,13 @@ def _index_terms(con: duckdb.DuckDBPyConnection, source: str) -> None:
 
 
 def _insert_index_terms(con: duckdb.DuckDBPyConnection) -> None:
-    """Add ``index_terms`` to the index (an article's length is the sum of its term counts)."""
-    try:
-        con.execute("INSERT INTO search_terms SELECT article_id, term, tf FROM index_terms")
-        con.execute("INSERT INTO search_docs SELECT article_id, sum(tf)::INTEGER FROM index_terms GROUP BY 1")
-    finally:
-        con.execute("DROP TABLE IF EXISTS index_terms")
+    """Add ``index_terms`` to the index (an article's length is the sum of its term counts), then drop it.
+
+    Dropped on success only: after a failed statement the caller's transaction is aborted and refuses
+    every statement (a DROP there would replace the real error), and its rollback drops the table."""
+    con.execute("INSERT INTO search_terms SELECT article_id, term, tf FROM index_terms")
+    con.execute("INSERT INTO search_docs SELECT article_id, sum(tf)::INTEGER FROM index_terms GROUP BY 1")
+    con.execute("DROP TABLE index_terms")
 
 
 def with_stemmer(con: duckdb.DuckDBPyConnection) -> None:
@@ -125,10 +126,8 @@ def index_unindexed(con: duckdb.DuckDBPyConnection) -> int:
         "CREATE OR REPLACE TEMP VIEW index_backlog AS"
         " SELECT article_id, title, text FROM articles ANTI JOIN search_docs USING (article_id)"
     )
-    try:
-        _index_terms(con, "index_backlog")
-    finally:
-        con.execute("DROP VIEW IF EXISTS index_backlog")
+    _index_terms(con, "index_backlog")
+    con.execute("DROP VIEW index_backlog")  # on success only, as in _insert_index_terms
     indexed = int(con.execute("SELECT count(DISTINCT article_id) FROM index_terms").fetchall()[0][0])
     _insert_index_terms(con)
     return indexed

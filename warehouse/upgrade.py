@@ -7,6 +7,7 @@ then every table is copied into the (empty) lake in one write session.
 from __future__ import annotations
 
 import shutil
+from contextlib import suppress
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,10 @@ def upgrade_file(old: Path, warehouse: Warehouse) -> UpgradeReport:
                     con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM legacy.main.{table}")
                 index_unindexed(con)
                 con.execute("COMMIT")
+            except BaseException:
+                with suppress(duckdb.Error):  # none is open if the COMMIT itself failed
+                    con.execute("ROLLBACK")  # an aborted transaction refuses even the DETACH
+                raise
             finally:
                 con.execute("DETACH legacy")
         with warehouse.read() as con:
