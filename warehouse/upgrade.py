@@ -7,8 +7,8 @@ then every table is copied into the (empty) lake in one write session.
 from __future__ import annotations
 
 import shutil
-from contextlib import suppress
 import tempfile
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
