@@ -158,15 +158,19 @@ class StoreLink:
                 client.close()
                 continue
             with self._lock:
+                if self._listener is not listener:  # cut meanwhile: this connection goes too
+                    client.close()
+                    server.close()
+                    return
                 self._open |= {client, server}
             threading.Thread(target=self._relay, args=(client, server), daemon=True).start()
 
     def _relay(self, client: socket.socket, server: socket.socket) -> None:
         pairs = {client: server, server: client}
         with selectors.DefaultSelector() as selector:
-            for sock in pairs:
-                selector.register(sock, selectors.EVENT_READ)
             try:
+                for sock in pairs:  # a cut may close them before they are registered
+                    selector.register(sock, selectors.EVENT_READ)
                 while True:
                     for key, _ in selector.select(timeout=1.0):
                         data = key.fileobj.recv(1 << 16)  # type: ignore[union-attr]

@@ -302,10 +302,10 @@ class Warehouse:
 
     def _migrate_once(self, con: duckdb.DuckDBPyConnection) -> None:
         if not self._migrated:
-            from newsflow.warehouse.schema import migrate
+            from newsflow.warehouse.schema import LAKE_BASELINE, migrate
 
             applied = migrate(con)
-            if SEARCH_VERSION in applied:  # articles stored before the index existed
+            if SEARCH_VERSION in applied and LAKE_BASELINE not in applied:  # an older lake's articles
                 from newsflow.warehouse.search import index_unindexed
 
                 con.execute("BEGIN TRANSACTION")

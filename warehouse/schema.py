@@ -60,8 +60,9 @@ def _shipped_versions(package: str) -> tuple[int, ...]:
 def migrate(
     con: duckdb.DuckDBPyConnection, upto: int | None = None, package: str = "newsflow.warehouse.migrations"
 ) -> list[int]:
-    """Apply pending migrations of ``package`` (up to version ``upto``, default all), each in its own
-    transaction. Returns the versions applied.
+    """Apply pending migrations of ``package`` (up to version ``upto``, default all), all in one
+    transaction: a lake is upgraded whole or not at all, and a new lake costs one commit, not one per
+    migration. Returns the versions applied.
 
     Raises:
         WarehouseError: the warehouse was written by a newer newsflow.
@@ -74,15 +75,15 @@ def migrate(
             f"warehouse schema version {max(done)} is newer than this newsflow's ({newest_known}): "
             "upgrade newsflow"
         )
-    applied = []
-    for version, name, sql in shipped:
-        if version in done or (upto is not None and version > upto):
-            continue
-        con.execute("BEGIN TRANSACTION")
-        try:
-            # In the same transaction: a run killed mid-migration leaves no bookkeeping table behind, so
-            # readers never take a half-made lake for a made one.
-            con.execute(_BOOKKEEPING)
+    pending = [(v, n, sql) for v, n, sql in shipped if v not in done and (upto is None or v <= upto)]
+    if not pending:
+        return []
+    con.execute("BEGIN TRANSACTION")
+    try:
+        # In the same transaction: a run killed mid-migration leaves no bookkeeping table behind, so
+        # readers never take a half-made lake for a made one.
+        con.execute(_BOOKKEEPING)
+        for version, name, sql in pending:
             for statement in _statements(sql):
                 con.execute(statement)
             folded = range(1, version) if version == LAKE_BASELINE and not done else ()
@@ -92,12 +93,11 @@ def migrate(
                     [old, f"folded into {version}_{name}"],
                 )
             con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
-        except duckdb.Error:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
-        applied.append(version)
-    return applied
+    except duckdb.Error:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+    return [version for version, _, _ in pending]
 
 
 def _statements(sql: str) -> list[str]:
