@@ -3,6 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_WORKERS ?= 2
 
 .PHONY: setup ingest test lint bench clean
 
@@ -22,8 +23,8 @@ lint: setup  ## format check, lint, types
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint  ## format check, lint, types, then the test suite
-	$(BIN)/pytest
+test: lint  ## format check, lint, types, then the test suite (TEST_WORKERS processes, one file each)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: setup  ## the ingest benchmark (minutes; not part of the tests)
 	$(BIN)/python bench/ingest_bench.py
