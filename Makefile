@@ -23,8 +23,9 @@ lint: setup  ## format check, lint, types
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint  ## format check, lint, types, then the test suite (TEST_WORKERS processes, one file each)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+test: lint  ## format check, lint, types, then the test suite (TEST_WORKERS processes, one file each; then the `alone` tests)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone"
+	$(BIN)/pytest -m alone
 
 bench: setup  ## the ingest benchmark (minutes; not part of the tests)
 	$(BIN)/python bench/ingest_bench.py

@@ -72,6 +72,7 @@ def runs(db: Path, flow: str) -> list[dict[str, Any]]:
     return [{"status": status, **json.loads(counts)} for status, counts in rows]
 
 
+@pytest.mark.alone
 def test_scheduled_ingests_and_triggered_backfills(
     prefect_server: dict[str, str],
     backfill_site: BackfillSite,

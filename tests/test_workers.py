@@ -167,6 +167,7 @@ def stored_of(env: dict[str, str], group: str) -> int:
     return int(rows[0][0])
 
 
+@pytest.mark.alone
 def test_two_workers_one_killed_mid_run(
     site: LoopbackSite, tmp_path: Path, cluster: dict[str, str], api: Api
 ) -> None:
