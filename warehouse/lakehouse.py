@@ -302,15 +302,14 @@ class Warehouse:
 
     def _migrate_once(self, con: duckdb.DuckDBPyConnection) -> None:
         if not self._migrated:
-            from newsflow.warehouse.schema import LAKE_BASELINE, migrate
+            from newsflow.warehouse.schema import LAKE_BASELINE, migrate, transaction
 
             applied = migrate(con)
             if SEARCH_VERSION in applied and LAKE_BASELINE not in applied:  # an older lake's articles
                 from newsflow.warehouse.search import index_unindexed
 
-                con.execute("BEGIN TRANSACTION")
-                index_unindexed(con)
-                con.execute("COMMIT")
+                with transaction(con):
+                    index_unindexed(con)
             self._migrated = True
 
     def _guarded(self, action: Callable[[], object], what: str) -> None:

@@ -9,6 +9,8 @@ schema they had reached, and records 1-4 as folded into it.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from importlib import resources
 
 import duckdb
@@ -78,10 +80,9 @@ def migrate(
     pending = [(v, n, sql) for v, n, sql in shipped if v not in done and (upto is None or v <= upto)]
     if not pending:
         return []
-    con.execute("BEGIN TRANSACTION")
-    try:
-        # In the same transaction: a run killed mid-migration leaves no bookkeeping table behind, so
-        # readers never take a half-made lake for a made one.
+    # In the same transaction: a run killed mid-migration leaves no bookkeeping table behind, so readers
+    # never take a half-made lake for a made one.
+    with transaction(con):
         con.execute(_BOOKKEEPING)
         for version, name, sql in pending:
             for statement in _statements(sql):
@@ -93,11 +94,22 @@ def migrate(
                     [old, f"folded into {version}_{name}"],
                 )
             con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
-    except duckdb.Error:
-        con.execute("ROLLBACK")
+    return [version for version, _, _ in pending]
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The body in one transaction: committed when it ends, rolled back on any error. The rollback comes
+    first, before any other statement: an aborted transaction refuses every statement but ROLLBACK, and
+    the body's error is the one raised (a failed COMMIT leaves no transaction to roll back)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        with suppress(duckdb.Error):
+            con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
-    return [version for version, _, _ in pending]
 
 
 def _statements(sql: str) -> list[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import duckdb
 from newsflow.errors import WarehouseError
 from newsflow.warehouse.integrity import integrity_check
 from newsflow.warehouse.lakehouse import Warehouse
-from newsflow.warehouse.schema import migrate
+from newsflow.warehouse.schema import migrate, transaction
 from newsflow.warehouse.search import index_unindexed
 
 #: Tables copied from a version-4 file, in an order that keeps references resolvable (fixed names).
@@ -71,15 +70,10 @@ def upgrade_file(old: Path, warehouse: Warehouse) -> UpgradeReport:
                 )
             con.execute(f"ATTACH '{copy}' AS legacy (READ_ONLY)")  # our own temp path
             try:
-                con.execute("BEGIN TRANSACTION")
-                for table in TABLES:
-                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM legacy.main.{table}")
-                index_unindexed(con)
-                con.execute("COMMIT")
-            except BaseException:
-                with suppress(duckdb.Error):  # none is open if the COMMIT itself failed
-                    con.execute("ROLLBACK")  # an aborted transaction refuses even the DETACH
-                raise
+                with transaction(con):  # rolled back before the DETACH, which an aborted one refuses
+                    for table in TABLES:
+                        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM legacy.main.{table}")
+                    index_unindexed(con)
             finally:
                 con.execute("DETACH legacy")
         with warehouse.read() as con:
